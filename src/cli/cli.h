@@ -1,0 +1,24 @@
+/* The expertrace command-line verbs. Each takes the arguments after its verb name (argv[0] is
+ * the verb) and returns the process exit code: 0 ok, 1 bad input, 2 usage, 3 device error. */
+#ifndef XT_CLI_H
+#define XT_CLI_H
+
+#include <stdio.h>
+
+#include "expertrace/status.h"
+
+enum { XT_EXIT_OK = 0, XT_EXIT_INPUT = 1, XT_EXIT_USAGE = 2, XT_EXIT_DEVICE = 3 };
+
+int xt_cmd_devices(int argc, char **argv);
+int xt_cmd_info(int argc, char **argv);
+
+/* Prints "expertrace: <message>" for a failed library call and returns its exit code. */
+int xt_cli_fail(const xt_error *err);
+
+/* Prints "expertrace <verb>: <message>" plus a hint to stderr and returns XT_EXIT_USAGE. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int xt_cli_usage_error(const char *verb, const char *fmt, ...);
+
+#endif
