@@ -51,7 +51,9 @@ typedef enum xt_type {
     XT_TYPE_TQ1_0 = 34,
     XT_TYPE_TQ2_0 = 35,
     XT_TYPE_MXFP4 = 39,
-    XT_TYPE_COUNT = 40
+    XT_TYPE_NVFP4 = 40,
+    XT_TYPE_Q1_0 = 41,
+    XT_TYPE_COUNT = 42
 } xt_type;
 
 /* Dequantizes n elements (a whole number of blocks) from packed blocks to fp32. */
