@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what expertrace needs to build and test on Debian 12 (bookworm) or newer:
+# compiler and CMake, Vulkan headers + loader, volk, glslc, SPIR-V tools, cJSON, the validation
+# layers and Mesa's lavapipe (a CPU Vulkan device, so tests run without a GPU), clang for the
+# fuzz target. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libvulkan-dev libvulkan1 libvulkan-volk-dev glslc spirv-tools spirv-cross
+  vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
+  libcjson-dev
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

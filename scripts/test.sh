@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies, builds with warnings as errors and runs every test
+# (unit tests on lavapipe or your GPU with validation layers on, SPIR-V validation, Metal
+# translation, CLI contract). Usage: bash scripts/test.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+
+bash scripts/setup.sh
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_WERROR=ON
+cmake --build "$build" -j "$(nproc)"
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
