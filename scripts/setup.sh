@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libvulkan-dev libvulkan1 libvulkan-volk-dev glslc spirv-tools spirv-cross
   vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
-  libcjson-dev
+  libcjson-dev libpcre2-dev libutf8proc-dev
   clang libclang-rt-14-dev
 )
 
