@@ -82,7 +82,10 @@ xt_status xt_type_nbytes(uint32_t t, uint64_t n, uint64_t *out_bytes, xt_error *
 xt_status xt_dequantize(uint32_t t, const void *src, size_t src_bytes, float *dst, uint64_t n,
                         xt_error *err);
 
-/* Scalar half/bfloat conversions shared by the CPU reference paths. */
+/* Scalar half/bfloat conversions shared by the CPU reference paths. All are bit-exact with numpy
+ * (tests/test_quant.c): fp32 -> fp16 rounds to nearest even and overflows to inf; NaNs keep their
+ * sign and payload (truncated to 10 bits, never to zero) and are not quieted, so every fp16
+ * pattern survives fp16 -> fp32 -> fp16. */
 float xt_fp16_to_fp32(uint16_t h);
 uint16_t xt_fp32_to_fp16(float f);
 float xt_bf16_to_fp32(uint16_t h);
