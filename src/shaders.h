@@ -1,4 +1,4 @@
-/* Embedded SPIR-V modules, one per shaders/*.comp, compiled and embedded by the build. */
+/* Embedded SPIR-V modules, one per shaders/<name>.comp, compiled and embedded by the build. */
 #ifndef XT_SHADERS_H
 #define XT_SHADERS_H
 

@@ -53,9 +53,20 @@ void xt_error_prefix(xt_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    /* "prefix: old", truncated to the buffer (spelled out: snprintf("%s: %s") trips
+     * -Wformat-truncation). */
     char old[XT_ERROR_MSG_BYTES];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    old[sizeof old - 1] = '\0';
+    size_t cap = sizeof err->msg - 1, n = 0;
+    const char *parts[3] = {prefix, ": ", old};
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > cap - n) len = cap - n;
+        memcpy(err->msg + n, parts[i], len);
+        n += len;
+    }
+    err->msg[n] = '\0';
 }
 
 void xt_error_clear(xt_error *err)
