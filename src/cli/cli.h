@@ -11,6 +11,7 @@ enum { XT_EXIT_OK = 0, XT_EXIT_INPUT = 1, XT_EXIT_USAGE = 2, XT_EXIT_DEVICE = 3 
 
 int xt_cmd_devices(int argc, char **argv);
 int xt_cmd_info(int argc, char **argv);
+int xt_cmd_tokenize(int argc, char **argv);
 
 /* Prints "expertrace: <message>" for a failed library call and returns its exit code. */
 int xt_cli_fail(const xt_error *err);

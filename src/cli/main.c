@@ -15,6 +15,7 @@ typedef struct verb {
 static const verb verbs[] = {
     {"devices", xt_cmd_devices, "list Vulkan devices, their limits and the features we use"},
     {"info", xt_cmd_info, "describe a GGUF model: architecture, hyper-parameters, tensors"},
+    {"tokenize", xt_cmd_tokenize, "show the ids and pieces the model's tokenizer gives for a text"},
 };
 
 static void print_usage(FILE *f)
