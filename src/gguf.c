@@ -702,7 +702,7 @@ static xt_status read_tensor(rd *r, uint64_t i, tinfo *ti)
                            t->ne[0], tr->name, tr->block_size);
         xt_error e2 = {0};
         if (xt_type_nbytes(t->type, (uint64_t)t->n_elements, &t->nbytes, &e2))
-            return fail_at(r, at, e2.status, "%s", e2.msg);
+            return fail_at(r, at, XT_ERR_FORMAT, "%s", e2.msg); /* e.g. bytes overflow 64 bits */
     } else {
         char buf[32];
         fmt(buf, sizeof buf, "unknown (%" PRIu32 ")", t->type);
