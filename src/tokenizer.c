@@ -36,7 +36,8 @@ static uint64_t hash_u64(uint64_t x)
 static size_t pow2_at_least(size_t n)
 {
     size_t c = 16;
-    while (c < n) c <<= 1;
+    while (c < n)
+        c <<= 1;
     return c;
 }
 
@@ -45,7 +46,8 @@ xt_status xt_tokens_push(xt_tokens *t, int32_t id, xt_error *err)
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
         int32_t *p = realloc(t->ids, cap * sizeof *p);
-        if (!p) return xt_error_set(err, XT_ERR_NO_MEMORY, "tokenizer: out of memory for %zu ids", cap);
+        if (!p)
+            return xt_error_set(err, XT_ERR_NO_MEMORY, "tokenizer: out of memory for %zu ids", cap);
         t->ids = p;
         t->cap = cap;
     }
@@ -73,10 +75,20 @@ bool xt_utf8_valid(const char *str, size_t len, size_t *bad_offset)
         }
         size_t n;
         uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; min = 0x80; }
-        else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; min = 0x800; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; min = 0x10000; }
-        else goto bad;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else
+            goto bad;
         if (len - i < n) goto bad;
         for (size_t k = 1; k < n; k++) {
             if ((s[i + k] & 0xc0) != 0x80) goto bad;
@@ -163,9 +175,14 @@ static bool bytelevel_decode(const char *piece, size_t len, char *out, size_t *o
     while (i < len) {
         uint32_t cp;
         size_t n;
-        if (s[i] < 0x80) { cp = s[i]; n = 1; }
-        else if ((s[i] & 0xe0) == 0xc0 && i + 1 < len) { cp = ((s[i] & 0x1fu) << 6) | (s[i + 1] & 0x3fu); n = 2; }
-        else return false; /* the alphabet ends at U+0143: one or two bytes of UTF-8 */
+        if (s[i] < 0x80) {
+            cp = s[i];
+            n = 1;
+        } else if ((s[i] & 0xe0) == 0xc0 && i + 1 < len) {
+            cp = ((s[i] & 0x1fu) << 6) | (s[i + 1] & 0x3fu);
+            n = 2;
+        } else
+            return false; /* the alphabet ends at U+0143: one or two bytes of UTF-8 */
         int b = xt_bytelevel_byte(cp);
         if (b < 0) return false;
         out[o++] = (char)b;
@@ -202,8 +219,9 @@ static void sort_specials(int32_t *ids, size_t n, const xt_tok_entry *tokens)
 static xt_status check_id(const char *name, const char *field, int32_t id, size_t n, xt_error *err)
 {
     if (id != XT_TOKEN_NONE && (id < 0 || (size_t)id >= n))
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: %s = %d is outside the vocabulary of %zu tokens",
-                            name, field, (int)id, n);
+        return xt_error_set(err, XT_ERR_FORMAT,
+                            "%s: %s = %d is outside the vocabulary of %zu tokens", name, field,
+                            (int)id, n);
     return XT_OK;
 }
 
@@ -212,9 +230,11 @@ static xt_status build_merges(xt_tokenizer *tok, const xt_vocab_desc *d, const c
 {
     size_t cap = pow2_at_least(d->n_merges * 2 + 1);
     tok->merges.slots = malloc(cap * sizeof *tok->merges.slots);
-    if (!tok->merges.slots) return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory for merges", name);
+    if (!tok->merges.slots)
+        return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory for merges", name);
     tok->merges.mask = cap - 1;
-    for (size_t i = 0; i < cap; i++) tok->merges.slots[i].key = UINT64_MAX;
+    for (size_t i = 0; i < cap; i++)
+        tok->merges.slots[i].key = UINT64_MAX;
 
     char *buf = NULL;
     size_t buf_cap = 0;
@@ -224,8 +244,9 @@ static xt_status build_merges(xt_tokenizer *tok, const xt_vocab_desc *d, const c
         size_t len = d->merges[r].len;
         const char *sp = m ? memchr(m, ' ', len) : NULL;
         if (!sp || sp == m || sp == m + len - 1) {
-            st = xt_error_set(err, XT_ERR_FORMAT, "%s: merge %zu ('%.*s') is not of the form 'left right'",
-                              name, r, (int)(len > 64 ? 64 : len), m ? m : "");
+            st = xt_error_set(err, XT_ERR_FORMAT,
+                              "%s: merge %zu ('%.*s') is not of the form 'left right'", name, r,
+                              (int)(len > 64 ? 64 : len), m ? m : "");
             goto done;
         }
         size_t ll = (size_t)(sp - m), rl = len - ll - 1;
@@ -234,19 +255,30 @@ static xt_status build_merges(xt_tokenizer *tok, const xt_vocab_desc *d, const c
             free(buf);
             buf_cap = len * 2 + 64;
             buf = malloc(buf_cap);
-            if (!buf) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto done; }
+            if (!buf) {
+                st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+                goto done;
+            }
         }
         size_t lt, rt;
-        if (!bytelevel_decode(m, ll, buf, &lt)) { memcpy(buf, m, ll); lt = ll; }
-        if (!bytelevel_decode(sp + 1, rl, buf + lt, &rt)) { memcpy(buf + lt, sp + 1, rl); rt = rl; }
+        if (!bytelevel_decode(m, ll, buf, &lt)) {
+            memcpy(buf, m, ll);
+            lt = ll;
+        }
+        if (!bytelevel_decode(sp + 1, rl, buf + lt, &rt)) {
+            memcpy(buf + lt, sp + 1, rl);
+            rt = rl;
+        }
         int32_t left = xt_str_map_find(&tok->map, tok->tokens, buf, lt);
         int32_t right = xt_str_map_find(&tok->map, tok->tokens, buf + lt, rt);
         int32_t result = xt_str_map_find(&tok->map, tok->tokens, buf, lt + rt);
         if (left < 0 || right < 0 || result < 0) {
             st = xt_error_set(err, XT_ERR_FORMAT,
-                              "%s: merge %zu ('%.*s'): %s is not a token of the vocabulary", name, r,
-                              (int)(len > 64 ? 64 : len), m,
-                              left < 0 ? "the left part" : right < 0 ? "the right part" : "the merged piece");
+                              "%s: merge %zu ('%.*s'): %s is not a token of the vocabulary", name,
+                              r, (int)(len > 64 ? 64 : len), m,
+                              left < 0    ? "the left part"
+                              : right < 0 ? "the right part"
+                                          : "the merged piece");
             goto done;
         }
         uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
@@ -269,21 +301,26 @@ xt_status xt_tokenizer_create(const xt_vocab_desc *d, xt_tokenizer **out, xt_err
     *out = NULL;
     const char *name = d->name ? d->name : "vocabulary";
     if (d->kind != XT_VOCAB_BPE && d->kind != XT_VOCAB_SPM)
-        return xt_error_set(err, XT_ERR_UNSUPPORTED, "%s: unsupported tokenizer model kind %d", name, (int)d->kind);
+        return xt_error_set(err, XT_ERR_UNSUPPORTED, "%s: unsupported tokenizer model kind %d",
+                            name, (int)d->kind);
     if (d->n_tokens == 0 || !d->tokens)
         return xt_error_set(err, XT_ERR_FORMAT, "%s: the vocabulary has no tokens", name);
     if (d->n_tokens > INT32_MAX)
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: %zu tokens is more than ids can hold", name, d->n_tokens);
+        return xt_error_set(err, XT_ERR_FORMAT, "%s: %zu tokens is more than ids can hold", name,
+                            d->n_tokens);
     if (d->scores && d->n_scores != d->n_tokens)
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: %zu scores for %zu tokens (sizes must match)", name,
-                            d->n_scores, d->n_tokens);
+        return xt_error_set(err, XT_ERR_FORMAT, "%s: %zu scores for %zu tokens (sizes must match)",
+                            name, d->n_scores, d->n_tokens);
     if (d->token_types && d->n_token_types != d->n_tokens)
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: %zu token types for %zu tokens (sizes must match)",
-                            name, d->n_token_types, d->n_tokens);
+        return xt_error_set(err, XT_ERR_FORMAT,
+                            "%s: %zu token types for %zu tokens (sizes must match)", name,
+                            d->n_token_types, d->n_tokens);
     if (d->kind == XT_VOCAB_BPE && (d->n_merges == 0 || !d->merges))
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: byte-level BPE vocabulary without merges", name);
+        return xt_error_set(err, XT_ERR_FORMAT, "%s: byte-level BPE vocabulary without merges",
+                            name);
     if (d->kind == XT_VOCAB_SPM && !d->scores)
-        return xt_error_set(err, XT_ERR_FORMAT, "%s: SentencePiece vocabulary without scores", name);
+        return xt_error_set(err, XT_ERR_FORMAT, "%s: SentencePiece vocabulary without scores",
+                            name);
     xt_status st;
     if ((st = check_id(name, "bos_token_id", d->bos_id, d->n_tokens, err)) ||
         (st = check_id(name, "eos_token_id", d->eos_id, d->n_tokens, err)) ||
@@ -297,7 +334,8 @@ xt_status xt_tokenizer_create(const xt_vocab_desc *d, xt_tokenizer **out, xt_err
         pretok = xt_pretok_find(pre);
         if (!pretok)
             return xt_error_set(err, XT_ERR_UNSUPPORTED,
-                                "%s: pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported", name, pre);
+                                "%s: pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported",
+                                name, pre);
     }
 
     xt_tokenizer *tok = calloc(1, sizeof *tok);
@@ -311,34 +349,53 @@ xt_status xt_tokenizer_create(const xt_vocab_desc *d, xt_tokenizer **out, xt_err
     tok->pad_id = d->pad_id;
     tok->add_bos = d->add_bos < 0 ? d->kind == XT_VOCAB_SPM : d->add_bos != 0;
     tok->add_eos = d->add_eos > 0;
-    tok->add_space_prefix = d->add_space_prefix < 0 ? d->kind == XT_VOCAB_SPM : d->add_space_prefix != 0;
-    for (int b = 0; b < 256; b++) tok->byte_ids[b] = -1;
+    tok->add_space_prefix =
+        d->add_space_prefix < 0 ? d->kind == XT_VOCAB_SPM : d->add_space_prefix != 0;
+    for (int b = 0; b < 256; b++)
+        tok->byte_ids[b] = -1;
 
     tok->tokens = calloc(d->n_tokens, sizeof *tok->tokens);
-    if (!tok->tokens) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto fail; }
+    if (!tok->tokens) {
+        st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+        goto fail;
+    }
     for (size_t i = 0; i < d->n_tokens; i++) {
         xt_tok_entry *t = &tok->tokens[i];
         const xt_strview *p = &d->tokens[i];
-        if (!p->ptr && p->len) { st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu has no bytes", name, i); goto fail; }
-        if (p->len > UINT32_MAX / 2) { st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu is too long", name, i); goto fail; }
+        if (!p->ptr && p->len) {
+            st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu has no bytes", name, i);
+            goto fail;
+        }
+        if (p->len > UINT32_MAX / 2) {
+            st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu is too long", name, i);
+            goto fail;
+        }
         int32_t type = d->token_types ? d->token_types[i] : XT_TOKEN_NORMAL;
         if (type < XT_TOKEN_UNDEFINED || type > XT_TOKEN_BYTE) {
-            st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu has unknown type %d", name, i, (int)type);
+            st = xt_error_set(err, XT_ERR_FORMAT, "%s: token %zu has unknown type %d", name, i,
+                              (int)type);
             goto fail;
         }
         t->type = (uint8_t)type;
         t->score = d->scores ? d->scores[i] : 0.0f;
         t->piece = malloc(p->len + 1);
-        if (!t->piece) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto fail; }
+        if (!t->piece) {
+            st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+            goto fail;
+        }
         if (p->len) memcpy(t->piece, p->ptr, p->len);
         t->piece[p->len] = 0;
         t->piece_len = (uint32_t)p->len;
         t->text = t->piece;
         t->text_len = t->piece_len;
-        if (d->kind == XT_VOCAB_BPE && type_is_model_token(t->type) && t->type != XT_TOKEN_USER_DEFINED) {
+        if (d->kind == XT_VOCAB_BPE && type_is_model_token(t->type) &&
+            t->type != XT_TOKEN_USER_DEFINED) {
             char *raw = malloc(p->len + 1);
             size_t rl;
-            if (!raw) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto fail; }
+            if (!raw) {
+                st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+                goto fail;
+            }
             if (bytelevel_decode(t->piece, t->piece_len, raw, &rl)) {
                 raw[rl] = 0;
                 t->text = raw;
@@ -352,13 +409,17 @@ xt_status xt_tokenizer_create(const xt_vocab_desc *d, xt_tokenizer **out, xt_err
     /* Lookup map over the tokens models produce. */
     size_t cap = pow2_at_least(d->n_tokens * 2 + 1);
     tok->map.slots = malloc(cap * sizeof *tok->map.slots);
-    if (!tok->map.slots) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto fail; }
+    if (!tok->map.slots) {
+        st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+        goto fail;
+    }
     tok->map.mask = cap - 1;
     memset(tok->map.slots, 0xff, cap * sizeof *tok->map.slots);
     size_t n_special = 0;
     for (size_t i = 0; i < d->n_tokens; i++) {
         const xt_tok_entry *t = &tok->tokens[i];
-        if (type_is_model_token(t->type) && t->text_len) str_map_insert(&tok->map, tok->tokens, (int32_t)i);
+        if (type_is_model_token(t->type) && t->text_len)
+            str_map_insert(&tok->map, tok->tokens, (int32_t)i);
         if (type_is_special(t->type) && t->text_len) n_special++;
     }
 
@@ -378,16 +439,21 @@ xt_status xt_tokenizer_create(const xt_vocab_desc *d, xt_tokenizer **out, xt_err
 
     /* Special tokens by first byte, longest first. */
     tok->special_ids = malloc((n_special ? n_special : 1) * sizeof *tok->special_ids);
-    if (!tok->special_ids) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name); goto fail; }
+    if (!tok->special_ids) {
+        st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", name);
+        goto fail;
+    }
     size_t k = 0;
     for (size_t i = 0; i < d->n_tokens; i++)
-        if (type_is_special(tok->tokens[i].type) && tok->tokens[i].text_len) tok->special_ids[k++] = (int32_t)i;
+        if (type_is_special(tok->tokens[i].type) && tok->tokens[i].text_len)
+            tok->special_ids[k++] = (int32_t)i;
     sort_specials(tok->special_ids, n_special, tok->tokens);
     {
         size_t j = 0;
         for (unsigned b = 0; b < 256; b++) {
             tok->special_start[b] = (uint32_t)j;
-            while (j < n_special && (unsigned char)tok->tokens[tok->special_ids[j]].text[0] == b) j++;
+            while (j < n_special && (unsigned char)tok->tokens[tok->special_ids[j]].text[0] == b)
+                j++;
         }
         tok->special_start[256] = (uint32_t)j;
     }
@@ -422,12 +488,30 @@ void xt_tokenizer_destroy(xt_tokenizer *tok)
 
 /* ---- accessors ------------------------------------------------------------------------------ */
 
-xt_vocab_kind xt_tokenizer_kind(const xt_tokenizer *tok) { return tok->kind; }
-const char *xt_tokenizer_pre(const xt_tokenizer *tok) { return tok->pretok ? tok->pretok->name : "spm"; }
-size_t xt_tokenizer_n_tokens(const xt_tokenizer *tok) { return tok->n_tokens; }
-int32_t xt_tokenizer_bos(const xt_tokenizer *tok) { return tok->bos_id; }
-int32_t xt_tokenizer_eos(const xt_tokenizer *tok) { return tok->eos_id; }
-bool xt_tokenizer_adds_bos(const xt_tokenizer *tok) { return tok->add_bos; }
+xt_vocab_kind xt_tokenizer_kind(const xt_tokenizer *tok)
+{
+    return tok->kind;
+}
+const char *xt_tokenizer_pre(const xt_tokenizer *tok)
+{
+    return tok->pretok ? tok->pretok->name : "spm";
+}
+size_t xt_tokenizer_n_tokens(const xt_tokenizer *tok)
+{
+    return tok->n_tokens;
+}
+int32_t xt_tokenizer_bos(const xt_tokenizer *tok)
+{
+    return tok->bos_id;
+}
+int32_t xt_tokenizer_eos(const xt_tokenizer *tok)
+{
+    return tok->eos_id;
+}
+bool xt_tokenizer_adds_bos(const xt_tokenizer *tok)
+{
+    return tok->add_bos;
+}
 
 xt_token_type xt_tokenizer_token_type(const xt_tokenizer *tok, int32_t id)
 {
@@ -443,10 +527,14 @@ xt_strview xt_tokenizer_piece(const xt_tokenizer *tok, int32_t id)
 
 bool xt_bos_mode_parse(const char *s, xt_bos_mode *out)
 {
-    if (!strcmp(s, "auto")) *out = XT_BOS_AUTO;
-    else if (!strcmp(s, "on")) *out = XT_BOS_ON;
-    else if (!strcmp(s, "off")) *out = XT_BOS_OFF;
-    else return false;
+    if (!strcmp(s, "auto"))
+        *out = XT_BOS_AUTO;
+    else if (!strcmp(s, "on"))
+        *out = XT_BOS_ON;
+    else if (!strcmp(s, "off"))
+        *out = XT_BOS_OFF;
+    else
+        return false;
     return true;
 }
 
@@ -477,8 +565,10 @@ static xt_status encode_section(const xt_tokenizer *tok, const char *s, size_t l
     char *owned = NULL;
     xt_status st = xt_tok_normalize(tok, s, len, &norm, &norm_len, &owned, err);
     if (st) return st;
-    if (tok->kind == XT_VOCAB_BPE) st = xt_bpe_encode_section(tok, norm, norm_len, out, err);
-    else st = xt_spm_encode_section(tok, norm, norm_len, out, err);
+    if (tok->kind == XT_VOCAB_BPE)
+        st = xt_bpe_encode_section(tok, norm, norm_len, out, err);
+    else
+        st = xt_spm_encode_section(tok, norm, norm_len, out, err);
     free(owned);
     return st;
 }
@@ -490,15 +580,18 @@ xt_status xt_tokenize(const xt_tokenizer *tok, const char *text, size_t len,
     if (!opts) opts = &defaults;
     out->n = 0;
     size_t bad;
-    if (len && !text) return xt_error_set(err, XT_ERR_FORMAT, "tokenize: NULL text of %zu bytes", len);
+    if (len && !text)
+        return xt_error_set(err, XT_ERR_FORMAT, "tokenize: NULL text of %zu bytes", len);
     if (!xt_utf8_valid(text, len, &bad))
-        return xt_error_set(err, XT_ERR_FORMAT, "tokenize: invalid UTF-8 at byte offset %zu (byte 0x%02x)",
-                            bad, (unsigned)(unsigned char)text[bad]);
+        return xt_error_set(err, XT_ERR_FORMAT,
+                            "tokenize: invalid UTF-8 at byte offset %zu (byte 0x%02x)", bad,
+                            (unsigned)(unsigned char)text[bad]);
     xt_status st;
     bool bos = opts->bos == XT_BOS_ON || (opts->bos == XT_BOS_AUTO && tok->add_bos);
     if (bos) {
         if (tok->bos_id == XT_TOKEN_NONE)
-            return xt_error_set(err, XT_ERR_NOT_FOUND, "tokenize: BOS requested but the vocabulary has no BOS token");
+            return xt_error_set(err, XT_ERR_NOT_FOUND,
+                                "tokenize: BOS requested but the vocabulary has no BOS token");
         if ((st = xt_tokens_push(out, tok->bos_id, err))) goto fail;
     }
     size_t start = 0;
@@ -518,7 +611,8 @@ xt_status xt_tokenize(const xt_tokenizer *tok, const char *text, size_t len,
     if ((st = encode_section(tok, text + start, len - start, out, err))) goto fail;
     if (opts->add_eos || (opts->bos == XT_BOS_AUTO && tok->add_eos)) {
         if (tok->eos_id == XT_TOKEN_NONE) {
-            st = xt_error_set(err, XT_ERR_NOT_FOUND, "tokenize: EOS requested but the vocabulary has no EOS token");
+            st = xt_error_set(err, XT_ERR_NOT_FOUND,
+                              "tokenize: EOS requested but the vocabulary has no EOS token");
             goto fail;
         }
         if ((st = xt_tokens_push(out, tok->eos_id, err))) goto fail;
@@ -540,7 +634,8 @@ static bool buf_put(byte_buf *b, const char *s, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
+        while (cap < b->n + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) return false;
         b->p = p;
@@ -563,8 +658,10 @@ static xt_status decode_impl(const xt_tokenizer *tok, const int32_t *ids, size_t
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || (size_t)id >= tok->n_tokens)
-            return xt_error_set(err, XT_ERR_RANGE, "detokenize: id %d at position %zu is outside the vocabulary of %zu tokens",
-                                (int)id, i, tok->n_tokens);
+            return xt_error_set(
+                err, XT_ERR_RANGE,
+                "detokenize: id %d at position %zu is outside the vocabulary of %zu tokens",
+                (int)id, i, tok->n_tokens);
         const xt_tok_entry *t = &tok->tokens[id];
         if (t->type == XT_TOKEN_CONTROL) {
             if (!opts->skip_special && !buf_put(b, t->piece, t->piece_len)) goto oom;
@@ -582,7 +679,8 @@ static xt_status decode_impl(const xt_tokenizer *tok, const int32_t *ids, size_t
             /* SPM piece: U+2581 (e2 96 81) stands for a space. */
             const char *p = t->piece;
             size_t len = t->piece_len, k = 0;
-            if (at_start && tok->add_space_prefix && len >= 3 && !memcmp(p, "\xe2\x96\x81", 3)) k = 3;
+            if (at_start && tok->add_space_prefix && len >= 3 && !memcmp(p, "\xe2\x96\x81", 3))
+                k = 3;
             while (k < len) {
                 if (k + 3 <= len && !memcmp(p + k, "\xe2\x96\x81", 3)) {
                     if (!buf_put(b, " ", 1)) goto oom;
@@ -627,8 +725,10 @@ xt_status xt_tokenizer_token_range(const xt_tokenizer *tok, const int32_t *ids, 
     xt_status st = decode_impl(tok, ids, n, NULL, &b, ends, err);
     if (st) goto done;
     if (byte_begin >= byte_end || byte_end > b.n) {
-        st = xt_error_set(err, XT_ERR_RANGE, "token range: bytes [%zu, %zu) are not a non-empty range of the %zu decoded bytes",
-                          byte_begin, byte_end, b.n);
+        st = xt_error_set(
+            err, XT_ERR_RANGE,
+            "token range: bytes [%zu, %zu) are not a non-empty range of the %zu decoded bytes",
+            byte_begin, byte_end, b.n);
         goto done;
     }
     size_t tb = n, te = n;
@@ -697,7 +797,10 @@ xt_status xt_tokenizer_resolve_answer(const xt_tokenizer *tok, const char *answe
     }
     n_plain = t.n;
     spaced = malloc(len + 2);
-    if (!spaced) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "answer: out of memory"); goto done; }
+    if (!spaced) {
+        st = xt_error_set(err, XT_ERR_NO_MEMORY, "answer: out of memory");
+        goto done;
+    }
     spaced[0] = ' ';
     if (len) memcpy(spaced + 1, answer, len);
     spaced[len + 1] = 0;
@@ -707,9 +810,10 @@ xt_status xt_tokenizer_resolve_answer(const xt_tokenizer *tok, const char *answe
         if (form) *form = XT_ANSWER_LEADING_SPACE;
         goto done;
     }
-    st = xt_error_set(err, XT_ERR_NOT_FOUND,
-                      "answer '%.*s' is not a single token: %zu tokens as is, %zu with a leading space",
-                      (int)(len > 200 ? 200 : len), answer, n_plain, t.n);
+    st = xt_error_set(
+        err, XT_ERR_NOT_FOUND,
+        "answer '%.*s' is not a single token: %zu tokens as is, %zu with a leading space",
+        (int)(len > 200 ? 200 : len), answer, n_plain, t.n);
 done:
     free(spaced);
     xt_tokens_free(&t);

@@ -75,7 +75,8 @@ static bool word_in_list(const char *list, const char *w)
 const xt_pretok_def *xt_pretok_find(const char *name)
 {
     for (size_t i = 0; i < sizeof pretoks / sizeof pretoks[0]; i++)
-        if (!strcmp(pretoks[i].name, name) || word_in_list(pretoks[i].aliases, name)) return &pretoks[i];
+        if (!strcmp(pretoks[i].name, name) || word_in_list(pretoks[i].aliases, name))
+            return &pretoks[i];
     return NULL;
 }
 
@@ -88,8 +89,9 @@ xt_status xt_pretok_compile(xt_tokenizer *tok, const char *vocab_name, xt_error 
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        return xt_error_set(err, XT_ERR_UNSUPPORTED, "%s: pre-tokenizer '%s': regex does not compile at %zu: %s",
-                            vocab_name, tok->pretok->name, (size_t)off, (const char *)msg);
+        return xt_error_set(err, XT_ERR_UNSUPPORTED,
+                            "%s: pre-tokenizer '%s': regex does not compile at %zu: %s", vocab_name,
+                            tok->pretok->name, (size_t)off, (const char *)msg);
     }
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
     tok->regex = (struct pcre2_real_code_8 *)re;
@@ -110,7 +112,8 @@ xt_status xt_tok_normalize(const xt_tokenizer *tok, const char *s, size_t len, c
     *owned = NULL;
     if (!tok->pretok || !tok->pretok->nfc) return XT_OK;
     size_t i = 0;
-    while (i < len && (unsigned char)s[i] < 0x80) i++;
+    while (i < len && (unsigned char)s[i] < 0x80)
+        i++;
     if (i == len) return XT_OK; /* ASCII is NFC */
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
@@ -203,7 +206,10 @@ static bpe_cand heap_pop(bpe_work *w)
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         const bpe_cand *best = &last;
-        if (l < n && cand_less(&w->heap[l], best)) { m = l; best = &w->heap[l]; }
+        if (l < n && cand_less(&w->heap[l], best)) {
+            m = l;
+            best = &w->heap[l];
+        }
         if (r < n && cand_less(&w->heap[r], best)) m = r;
         if (m == i) break;
         w->heap[i] = w->heap[m];
@@ -241,7 +247,8 @@ static xt_status bpe_word(const xt_tokenizer *tok, bpe_work *w, const unsigned c
     }
     w->heap_n = 0;
     for (size_t i = 0; i < len; i++)
-        w->syms[i] = (bpe_sym){tok->byte_ids[s[i]], (int32_t)i - 1, i + 1 < len ? (int32_t)i + 1 : -1};
+        w->syms[i] =
+            (bpe_sym){tok->byte_ids[s[i]], (int32_t)i - 1, i + 1 < len ? (int32_t)i + 1 : -1};
     for (size_t i = 0; i + 1 < len; i++)
         if (!try_candidate(tok, w, (int32_t)i)) goto oom;
     while (w->heap_n) {
@@ -290,17 +297,22 @@ xt_status xt_bpe_encode_section(const xt_tokenizer *tok, const char *s, size_t l
         } else if (rc != PCRE2_ERROR_NOMATCH) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            st = xt_error_set(err, XT_ERR_FORMAT, "tokenize: pre-tokenizer regex failed at byte %zu: %s",
-                              pos, (const char *)msg);
+            st = xt_error_set(err, XT_ERR_FORMAT,
+                              "tokenize: pre-tokenizer regex failed at byte %zu: %s", pos,
+                              (const char *)msg);
             goto done;
         }
         /* Text the regex skipped is a word of its own (HF's "isolated" split keeps it). */
-        if (mb > pos && (st = bpe_word(tok, &w, (const unsigned char *)s + pos, mb - pos, out, err))) goto done;
-        if (me > mb && (st = bpe_word(tok, &w, (const unsigned char *)s + mb, me - mb, out, err))) goto done;
+        if (mb > pos &&
+            (st = bpe_word(tok, &w, (const unsigned char *)s + pos, mb - pos, out, err)))
+            goto done;
+        if (me > mb && (st = bpe_word(tok, &w, (const unsigned char *)s + mb, me - mb, out, err)))
+            goto done;
         if (me == mb) { /* empty match: step one character */
             if (mb >= len) break;
             size_t n = 1;
-            while (mb + n < len && ((unsigned char)s[mb + n] & 0xc0) == 0x80) n++;
+            while (mb + n < len && ((unsigned char)s[mb + n] & 0xc0) == 0x80)
+                n++;
             if ((st = bpe_word(tok, &w, (const unsigned char *)s + mb, n, out, err))) goto done;
             me = mb + n;
         }

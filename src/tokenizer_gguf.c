@@ -36,7 +36,9 @@ static xt_status get_strings(const xt_gguf *g, const char *key, xt_strview **out
         return xt_error_set(err, XT_ERR_TYPE, "%s: %s holds %s elements, expected strings",
                             xt_gguf_path(g), key, xt_gguf_type_name(a.type));
     *out = malloc((a.count ? a.count : 1) * sizeof **out);
-    if (!*out) return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory reading %s", xt_gguf_path(g), key);
+    if (!*out)
+        return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory reading %s", xt_gguf_path(g),
+                            key);
     for (uint64_t i = 0; i < a.count; i++) {
         xt_gguf_str s;
         if ((st = xt_gguf_array_get_str(&a, i, &s, err))) return st;
@@ -59,9 +61,11 @@ xt_status xt_tokenizer_create_from_gguf(const xt_gguf *g, xt_tokenizer **out, xt
     xt_gguf_str s;
     xt_status st = xt_gguf_get_str(g, "tokenizer.ggml.model", &s, err);
     if (st) goto fail;
-    if (xt_gguf_str_copy(s, model, sizeof model) >= sizeof model || (strcmp(model, "gpt2") && strcmp(model, "llama"))) {
+    if (xt_gguf_str_copy(s, model, sizeof model) >= sizeof model ||
+        (strcmp(model, "gpt2") && strcmp(model, "llama"))) {
         st = xt_error_set(err, XT_ERR_UNSUPPORTED,
-                          "%s: tokenizer.ggml.model '" XT_GGUF_STR_FMT "' is not supported (gpt2 and llama are)",
+                          "%s: tokenizer.ggml.model '" XT_GGUF_STR_FMT
+                          "' is not supported (gpt2 and llama are)",
                           path, XT_GGUF_STR_ARG(s));
         goto fail;
     }
@@ -81,7 +85,10 @@ xt_status xt_tokenizer_create_from_gguf(const xt_gguf *g, xt_tokenizer **out, xt
         xt_gguf_array a;
         if ((st = xt_gguf_get_array(g, "tokenizer.ggml.scores", &a, err))) goto fail;
         scores = malloc((a.count ? a.count : 1) * sizeof *scores);
-        if (!scores) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
+        if (!scores) {
+            st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", path);
+            goto fail;
+        }
         for (uint64_t i = 0; i < a.count; i++) {
             double v;
             if ((st = xt_gguf_array_get_float(&a, i, &v, err))) goto fail;
@@ -94,11 +101,15 @@ xt_status xt_tokenizer_create_from_gguf(const xt_gguf *g, xt_tokenizer **out, xt
         xt_gguf_array a;
         if ((st = xt_gguf_get_array(g, "tokenizer.ggml.token_type", &a, err))) goto fail;
         types = malloc((a.count ? a.count : 1) * sizeof *types);
-        if (!types) { st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
+        if (!types) {
+            st = xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of memory", path);
+            goto fail;
+        }
         for (uint64_t i = 0; i < a.count; i++) {
             int64_t v;
             if ((st = xt_gguf_array_get_int(&a, i, &v, err))) goto fail;
-            types[i] = v < 0 || v > 64 ? 64 : (int32_t)v; /* out-of-range types are rejected at create */
+            types[i] =
+                v < 0 || v > 64 ? 64 : (int32_t)v; /* out-of-range types are rejected at create */
         }
         d.token_types = types;
         d.n_token_types = (size_t)a.count;

@@ -12,12 +12,12 @@
 #include "expertrace/tokenizer.h"
 
 typedef struct xt_tok_entry {
-    char *piece;      /* as stored, NUL-terminated (may hold NULs; use piece_len) */
-    char *text;       /* bytes this token matches / decodes to; may alias piece */
+    char *piece; /* as stored, NUL-terminated (may hold NULs; use piece_len) */
+    char *text;  /* bytes this token matches / decodes to; may alias piece */
     uint32_t piece_len;
     uint32_t text_len;
     float score;
-    uint8_t type;     /* xt_token_type */
+    uint8_t type; /* xt_token_type */
 } xt_tok_entry;
 
 /* Open-addressing map from byte strings (the tokens' `text`) to ids; -1 marks empty slots. */
@@ -53,9 +53,9 @@ struct xt_tokenizer {
     xt_vocab_kind kind;
     size_t n_tokens;
     xt_tok_entry *tokens;
-    xt_str_map map;            /* text -> id, for tokens the models produce (not specials) */
-    xt_merge_map merges;       /* BPE only */
-    int32_t byte_ids[256];     /* token for each single byte (BPE: "Ġ" etc., SPM: <0xNN>); -1 */
+    xt_str_map map;        /* text -> id, for tokens the models produce (not specials) */
+    xt_merge_map merges;   /* BPE only */
+    int32_t byte_ids[256]; /* token for each single byte (BPE: "Ġ" etc., SPM: <0xNN>); -1 */
     /* Special/added tokens, matched in input before pre-tokenization: ids sorted by first byte,
      * then by length descending; special_start[b] .. special_start[b+1] index into special_ids. */
     int32_t *special_ids;

@@ -57,7 +57,10 @@ static spm_cand heap_pop(spm_heap *h)
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         const spm_cand *best = &last;
-        if (l < n && cand_better(&h->v[l], best)) { m = l; best = &h->v[l]; }
+        if (l < n && cand_better(&h->v[l], best)) {
+            m = l;
+            best = &h->v[l];
+        }
         if (r < n && cand_better(&h->v[r], best)) m = r;
         if (m == i) break;
         h->v[i] = h->v[m];
@@ -84,7 +87,8 @@ xt_status xt_spm_encode_section(const xt_tokenizer *tok, const char *s, size_t l
     static const char marker[3] = {'\xe2', '\x96', '\x81'}; /* U+2581 */
     xt_status st = XT_OK;
     size_t n_spaces = 0;
-    for (size_t i = 0; i < len; i++) n_spaces += s[i] == ' ';
+    for (size_t i = 0; i < len; i++)
+        n_spaces += s[i] == ' ';
     size_t cap = len + 2 * n_spaces + 3;
     char *text = malloc(cap);
     spm_sym *syms = malloc(cap * sizeof *syms);
@@ -141,7 +145,8 @@ xt_status xt_spm_encode_section(const xt_tokenizer *tok, const char *s, size_t l
             all = all && tok->byte_ids[(unsigned char)text[syms[i].start + k]] >= 0;
         if (all) {
             for (uint32_t k = 0; k < syms[i].len; k++)
-                if ((st = xt_tokens_push(out, tok->byte_ids[(unsigned char)text[syms[i].start + k]], err)))
+                if ((st = xt_tokens_push(out, tok->byte_ids[(unsigned char)text[syms[i].start + k]],
+                                         err)))
                     goto done;
         } else if (tok->unk_id >= 0) {
             if ((st = xt_tokens_push(out, tok->unk_id, err))) goto done;

@@ -64,7 +64,7 @@ static bool read_ids(const cJSON *arr, int32_t **out, size_t *n)
     *out = malloc((*n ? *n : 1) * sizeof **out);
     size_t i = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, arr) (*out)[i++] = (int32_t)e->valuedouble;
+    cJSON_ArrayForEach(e, arr)(*out)[i++] = (int32_t)e->valuedouble;
     return true;
 }
 
@@ -106,7 +106,8 @@ static bool load_refs(const char *path, ref_set *r)
         rc->len = hl / 2;
         rc->text = malloc(rc->len + 1);
         for (size_t i = 0; i < rc->len; i++)
-            rc->text[i] = (char)(hexval(hex->valuestring[2 * i]) * 16 + hexval(hex->valuestring[2 * i + 1]));
+            rc->text[i] =
+                (char)(hexval(hex->valuestring[2 * i]) * 16 + hexval(hex->valuestring[2 * i + 1]));
         rc->text[rc->len] = 0;
         ok = read_ids(cJSON_GetObjectItem(j, "ids"), &rc->ids, &rc->n_ids) &&
              read_ids(cJSON_GetObjectItem(j, "ids_default"), &rc->ids_default, &rc->n_default);
@@ -129,19 +130,24 @@ static xt_tokenizer *open_fixture(const char *name, xt_gguf **g)
     if (dir && *dir) {
         snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
         FILE *f = fopen(path, "rb");
-        if (f) fclose(f);
-        else dir = NULL;
+        if (f)
+            fclose(f);
+        else
+            dir = NULL;
     } else {
         dir = NULL;
     }
     if (!dir) {
         if (in_ci) {
-            CHECK_MSG(0, "CI=true but %s.gguf is not in XT_TOKENIZER_GGUF_DIR (%s); run "
-                         "tests/reference/build_tokenizer_fixtures.sh DIR first",
-                      name, getenv("XT_TOKENIZER_GGUF_DIR") ? getenv("XT_TOKENIZER_GGUF_DIR") : "unset");
+            CHECK_MSG(0,
+                      "CI=true but %s.gguf is not in XT_TOKENIZER_GGUF_DIR (%s); run "
+                      "tests/reference/build_tokenizer_fixtures.sh DIR first",
+                      name,
+                      getenv("XT_TOKENIZER_GGUF_DIR") ? getenv("XT_TOKENIZER_GGUF_DIR") : "unset");
         } else {
             printf("SKIP %s oracle tests: set XT_TOKENIZER_GGUF_DIR to the output of "
-                   "tests/reference/build_tokenizer_fixtures.sh\n", name);
+                   "tests/reference/build_tokenizer_fixtures.sh\n",
+                   name);
         }
         return NULL;
     }
@@ -163,14 +169,16 @@ static xt_tokenizer *open_fixture(const char *name, xt_gguf **g)
 static void print_ids(const char *label, const int32_t *ids, size_t n)
 {
     fprintf(stderr, "  %s (%zu):", label, n);
-    for (size_t i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", (int)ids[i]);
+    for (size_t i = 0; i < n && i < 40; i++)
+        fprintf(stderr, " %d", (int)ids[i]);
     fprintf(stderr, n > 40 ? " ...\n" : "\n");
 }
 
 static size_t first_diff(const int32_t *a, size_t na, const int32_t *b, size_t nb)
 {
     size_t i = 0;
-    while (i < na && i < nb && a[i] == b[i]) i++;
+    while (i < na && i < nb && a[i] == b[i])
+        i++;
     return i;
 }
 
@@ -206,19 +214,21 @@ static void check_corpus(const char *name)
         }
         ids_total += rc->n_ids;
         if (xt_tokenize(tok, rc->text, rc->len, NULL, &t, &err) ||
-            first_diff(t.ids, t.n, rc->ids_default, rc->n_default) != rc->n_default || t.n != rc->n_default) {
-            if (ok && shown++ < 8) fprintf(stderr, "%s: string %zu differs with default special tokens\n", name, i);
+            first_diff(t.ids, t.n, rc->ids_default, rc->n_default) != rc->n_default ||
+            t.n != rc->n_default) {
+            if (ok && shown++ < 8)
+                fprintf(stderr, "%s: string %zu differs with default special tokens\n", name, i);
             ok = false;
         }
         strings_ok += ok;
     }
     printf("%s: %zu/%zu strings identical, %zu/%zu leading ids identical\n", name, strings_ok,
            refs.n, ids_ok, ids_total);
-    CHECK_MSG(strings_ok == refs.n, "%s: %zu of %zu strings differ from the reference tokenizer", name,
-              refs.n - strings_ok, refs.n);
+    CHECK_MSG(strings_ok == refs.n, "%s: %zu of %zu strings differ from the reference tokenizer",
+              name, refs.n - strings_ok, refs.n);
 
     if (bench_mode) {
-        int reps = 5;
+        int reps = 20;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (int r = 0; r < reps; r++)
@@ -288,8 +298,9 @@ static void decode_should_round_trip_every_corpus_string(void)
                 xt_tokens_free(&t2);
             }
             if (!same && bad++ < 5)
-                fprintf(stderr, "%s: string %zu does not round-trip: \"%.*s\" -> \"%.*s\"\n", names[m], i,
-                        (int)(rc->len > 80 ? 80 : rc->len), rc->text, (int)(out_len > 80 ? 80 : out_len), out);
+                fprintf(stderr, "%s: string %zu does not round-trip: \"%.*s\" -> \"%.*s\"\n",
+                        names[m], i, (int)(rc->len > 80 ? 80 : rc->len), rc->text,
+                        (int)(out_len > 80 ? 80 : out_len), out);
             free(out);
         }
         CHECK_MSG(bad == 0, "%s: %zu strings do not round-trip", names[m], bad);
@@ -329,24 +340,30 @@ static void subject_range_should_cover_the_first_occurrence_of_the_subject(void)
         xt_gguf *g;
         xt_tokenizer *tok = open_fixture(names[m], &g);
         if (!tok) continue;
-        const char *prompt = "Danielle Darrieux met Danielle Darrieux; the mother tongue of Danielle Darrieux is";
+        const char *prompt =
+            "Danielle Darrieux met Danielle Darrieux; the mother tongue of Danielle Darrieux is";
         const char *subject = "Danielle Darrieux";
         xt_tokens t = {0};
         xt_error err = {0};
         CHECK(!xt_tokenize(tok, prompt, strlen(prompt), NULL, &t, &err));
         size_t b = 99, e = 99;
-        CHECK_MSG(!xt_tokenizer_find_subject(tok, t.ids, t.n, subject, strlen(subject), &b, &e, &err), "%s", err.msg);
+        CHECK_MSG(
+            !xt_tokenizer_find_subject(tok, t.ids, t.n, subject, strlen(subject), &b, &e, &err),
+            "%s", err.msg);
         /* The range decodes to the subject (with at most a leading space). */
         char *text = NULL;
         size_t len = 0;
         CHECK(b < e && e <= t.n);
-        CHECK(!xt_detokenize(tok, t.ids + b, e - b, &(xt_decode_opts){.skip_special = true}, &text, &len, &err));
-        CHECK_MSG(text && (!strcmp(text, subject) || (text[0] == ' ' && !strcmp(text + 1, subject))),
+        CHECK(!xt_detokenize(tok, t.ids + b, e - b, &(xt_decode_opts){.skip_special = true}, &text,
+                             &len, &err));
+        CHECK_MSG(text &&
+                      (!strcmp(text, subject) || (text[0] == ' ' && !strcmp(text + 1, subject))),
                   "%s: range [%zu,%zu) decodes to '%s'", names[m], b, e, text ? text : "");
         /* First occurrence: the range starts within the first three tokens (after BOS). */
         CHECK_MSG(b <= 1, "%s: range starts at %zu", names[m], b);
         free(text);
-        CHECK(xt_tokenizer_find_subject(tok, t.ids, t.n, "Paris", 5, &b, &e, &err) == XT_ERR_NOT_FOUND);
+        CHECK(xt_tokenizer_find_subject(tok, t.ids, t.n, "Paris", 5, &b, &e, &err) ==
+              XT_ERR_NOT_FOUND);
         CHECK(strstr(err.msg, "Paris") != NULL);
         xt_tokens_free(&t);
         xt_tokenizer_destroy(tok);
@@ -365,10 +382,12 @@ static void answers_should_resolve_to_one_token_or_be_reported(void)
     xt_tokens t = {0};
     CHECK(!xt_tokenizer_resolve_answer(tok, "Paris", 5, &id, &form, &err));
     CHECK(form == XT_ANSWER_AS_IS);
-    CHECK(!xt_tokenize(tok, "Paris", 5, &(xt_encode_opts){.bos = XT_BOS_OFF}, &t, &err) && t.n == 1 && t.ids[0] == id);
+    CHECK(!xt_tokenize(tok, "Paris", 5, &(xt_encode_opts){.bos = XT_BOS_OFF}, &t, &err) &&
+          t.n == 1 && t.ids[0] == id);
     /* Rare words are several tokens either way: rejected with both counts in the message. */
     const char *rare = "Ouagadougou-Kierkegaard";
-    CHECK(xt_tokenizer_resolve_answer(tok, rare, strlen(rare), &id, &form, &err) == XT_ERR_NOT_FOUND);
+    CHECK(xt_tokenizer_resolve_answer(tok, rare, strlen(rare), &id, &form, &err) ==
+          XT_ERR_NOT_FOUND);
     CHECK(strstr(err.msg, "not a single token") != NULL);
     xt_tokens_free(&t);
     xt_tokenizer_destroy(tok);
@@ -395,17 +414,29 @@ static void tiny_bpe_init(tiny_bpe *v, xt_vocab_desc *d)
         uint32_t cp = xt_bytelevel_cp((uint8_t)b);
         char *p = v->bytes[b];
         size_t n;
-        if (cp < 0x80) { p[0] = (char)cp; n = 1; }
-        else { p[0] = (char)(0xc0 | (cp >> 6)); p[1] = (char)(0x80 | (cp & 0x3f)); n = 2; }
+        if (cp < 0x80) {
+            p[0] = (char)cp;
+            n = 1;
+        } else {
+            p[0] = (char)(0xc0 | (cp >> 6));
+            p[1] = (char)(0x80 | (cp & 0x3f));
+            n = 2;
+        }
         v->tokens[b] = (xt_strview){p, n};
         v->types[b] = XT_TOKEN_NORMAL;
     }
     size_t n = 256;
-    v->tokens[n] = (xt_strview)SV("ab"); v->types[n++] = XT_TOKEN_NORMAL;    /* 256 */
-    v->tokens[n] = (xt_strview)SV("abc"); v->types[n++] = XT_TOKEN_NORMAL;   /* 257 */
-    v->tokens[n] = (xt_strview)SV("\xc4\xa0" "a"); v->types[n++] = XT_TOKEN_NORMAL; /* 258 "Ġa" */
-    v->tokens[n] = (xt_strview)SV("<|x|>"); v->types[n++] = XT_TOKEN_CONTROL;   /* 259 */
-    v->tokens[n] = (xt_strview)SV("<|x|>y"); v->types[n++] = XT_TOKEN_CONTROL;  /* 260: longer */
+    v->tokens[n] = (xt_strview)SV("ab");
+    v->types[n++] = XT_TOKEN_NORMAL; /* 256 */
+    v->tokens[n] = (xt_strview)SV("abc");
+    v->types[n++] = XT_TOKEN_NORMAL; /* 257 */
+    v->tokens[n] = (xt_strview)SV("\xc4\xa0"
+                                  "a");
+    v->types[n++] = XT_TOKEN_NORMAL; /* 258 "Ġa" */
+    v->tokens[n] = (xt_strview)SV("<|x|>");
+    v->types[n++] = XT_TOKEN_CONTROL; /* 259 */
+    v->tokens[n] = (xt_strview)SV("<|x|>y");
+    v->types[n++] = XT_TOKEN_CONTROL; /* 260: longer */
     v->n = n;
     v->merges[0] = (xt_strview)SV("a b");
     v->merges[1] = (xt_strview)SV("ab c");
@@ -442,9 +473,11 @@ static void bpe_should_apply_merges_and_match_special_tokens_longest_first(void)
     CHECK(t.n == 5 && t.ids[0] == '<');
     char *out = NULL;
     size_t len;
-    CHECK(!xt_detokenize(tok, want, 4, NULL, &out, &len, &err) && out && !strcmp(out, "abc a<|x|>y<|x|>"));
+    CHECK(!xt_detokenize(tok, want, 4, NULL, &out, &len, &err) && out &&
+          !strcmp(out, "abc a<|x|>y<|x|>"));
     free(out);
-    CHECK(!xt_detokenize(tok, want, 4, &(xt_decode_opts){.skip_special = true}, &out, &len, &err) && !strcmp(out, "abc a"));
+    CHECK(!xt_detokenize(tok, want, 4, &(xt_decode_opts){.skip_special = true}, &out, &len, &err) &&
+          !strcmp(out, "abc a"));
     free(out);
     /* Token range by bytes: "c a" covers tokens 0..2. */
     size_t b, e;
@@ -466,14 +499,17 @@ static void tokenize_should_report_invalid_utf8_with_its_byte_offset(void)
     xt_error err = {0};
     CHECK(!xt_tokenizer_create(&d, &tok, &err));
     if (!tok) return;
-    struct { const char *s; size_t len, offset; } cases[] = {
-        {"ab\xff", 3, 2},              /* never valid */
-        {"abc\xc3", 4, 3},             /* truncated 2-byte sequence */
-        {"a\xc0\xaf", 3, 1},           /* overlong '/' */
-        {"xy\xed\xa0\x80z", 6, 2},     /* UTF-16 surrogate */
-        {"\xf4\x90\x80\x80", 4, 0},    /* past U+10FFFF */
-        {"ok \xe2\x82", 5, 3},         /* truncated 3-byte sequence at the end */
-        {"\xe2\x28\xa1", 3, 0},        /* bad continuation */
+    struct {
+        const char *s;
+        size_t len, offset;
+    } cases[] = {
+        {"ab\xff", 3, 2},           /* never valid */
+        {"abc\xc3", 4, 3},          /* truncated 2-byte sequence */
+        {"a\xc0\xaf", 3, 1},        /* overlong '/' */
+        {"xy\xed\xa0\x80z", 6, 2},  /* UTF-16 surrogate */
+        {"\xf4\x90\x80\x80", 4, 0}, /* past U+10FFFF */
+        {"ok \xe2\x82", 5, 3},      /* truncated 3-byte sequence at the end */
+        {"\xe2\x28\xa1", 3, 0},     /* bad continuation */
     };
     xt_tokens t = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -481,7 +517,8 @@ static void tokenize_should_report_invalid_utf8_with_its_byte_offset(void)
         xt_status st = xt_tokenize(tok, cases[i].s, cases[i].len, NULL, &t, &err);
         char want[64];
         snprintf(want, sizeof want, "byte offset %zu", cases[i].offset);
-        CHECK_MSG(st == XT_ERR_FORMAT && strstr(err.msg, want) && t.n == 0, "case %zu: %s", i, err.msg);
+        CHECK_MSG(st == XT_ERR_FORMAT && strstr(err.msg, want) && t.n == 0, "case %zu: %s", i,
+                  err.msg);
     }
     size_t off = 99;
     CHECK(xt_utf8_valid("\xf0\x9f\x98\x80 \xc3\xa9", 7, &off));
@@ -555,8 +592,9 @@ static void create_should_reject_malformed_vocabularies_with_clear_errors(void)
 static void spm_should_merge_by_score_and_fall_back_to_bytes(void)
 {
     static const xt_strview tokens[] = {
-        SV("<unk>"), SV("<s>"), SV("</s>"), SV("<0xC3>"), SV("<0xA9>"), SV("\xe2\x96\x81"),
-        SV("h"), SV("i"), SV("\xe2\x96\x81h"), SV("hi"), SV("\xe2\x96\x81hi"),
+        SV("<unk>"),          SV("<s>"), SV("</s>"), SV("<0xC3>"),        SV("<0xA9>"),
+        SV("\xe2\x96\x81"),   SV("h"),   SV("i"),    SV("\xe2\x96\x81h"), SV("hi"),
+        SV("\xe2\x96\x81hi"),
     };
     static const int32_t types[] = {2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1};
     /* "hi" scores above "▁h": "▁hi" is reached as ▁ + hi. */
@@ -583,14 +621,43 @@ static void spm_should_merge_by_score_and_fall_back_to_bytes(void)
     CHECK_MSG(t.n == 5 && !memcmp(t.ids, want, sizeof want), "n=%zu", t.n);
     char *out = NULL;
     size_t len;
-    CHECK(!xt_detokenize(tok, t.ids, t.n, &(xt_decode_opts){.skip_special = true}, &out, &len, &err));
+    CHECK(
+        !xt_detokenize(tok, t.ids, t.n, &(xt_decode_opts){.skip_special = true}, &out, &len, &err));
     CHECK(out && !strcmp(out, "hi \xc3\xa9"));
     free(out);
     int32_t id;
     xt_answer_form form;
-    CHECK(!xt_tokenizer_resolve_answer(tok, "hi", 2, &id, &form, &err) && id == 10 && form == XT_ANSWER_AS_IS);
+    CHECK(!xt_tokenizer_resolve_answer(tok, "hi", 2, &id, &form, &err) && id == 10 &&
+          form == XT_ANSWER_AS_IS);
     xt_tokens_free(&t);
     xt_tokenizer_destroy(tok);
+}
+
+/* Every named pre-tokenizer compiles and covers every byte of its input (no text dropped). */
+static void every_named_pre_tokenizer_should_compile_and_keep_all_bytes(void)
+{
+    const char *names[] = {"qwen2", "qwen3", "llama-bpe", "llama3",
+                           "gpt-2", "gpt2",  "default",   "olmo"};
+    const char *s = "I'm 1234567 \xc3\xa9t\xc3\xa9\t\t  x\r\n\n \xf0\x9f\x98\x80!! 'S 'll";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        tiny_bpe v;
+        xt_vocab_desc d;
+        tiny_bpe_init(&v, &d);
+        d.pre = names[i];
+        xt_tokenizer *tok = NULL;
+        xt_error err = {0};
+        CHECK_MSG(!xt_tokenizer_create(&d, &tok, &err), "%s: %s", names[i], err.msg);
+        if (!tok) continue;
+        xt_tokens t = {0};
+        char *out = NULL;
+        size_t len = 0;
+        CHECK(!xt_tokenize(tok, s, strlen(s), NULL, &t, &err));
+        CHECK(!xt_detokenize(tok, t.ids, t.n, NULL, &out, &len, &err));
+        CHECK_MSG(out && len == strlen(s) && !memcmp(out, s, len), "%s", names[i]);
+        free(out);
+        xt_tokens_free(&t);
+        xt_tokenizer_destroy(tok);
+    }
 }
 
 static void bos_mode_names_should_parse(void)
@@ -607,6 +674,7 @@ int main(int argc, char **argv)
 {
     bench_mode = argc > 1 && !strcmp(argv[1], "--bench");
     RUN(bos_mode_names_should_parse);
+    RUN(every_named_pre_tokenizer_should_compile_and_keep_all_bytes);
     RUN(bpe_should_apply_merges_and_match_special_tokens_longest_first);
     RUN(tokenize_should_report_invalid_utf8_with_its_byte_offset);
     RUN(create_should_reject_malformed_vocabularies_with_clear_errors);

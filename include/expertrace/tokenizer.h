@@ -68,27 +68,31 @@ typedef struct xt_strview {
  * flags to the model kind's default. */
 typedef struct xt_vocab_desc {
     xt_vocab_kind kind;
-    const char *pre;           /* pre-tokenizer name (tokenizer.ggml.pre); NULL: "default" */
-    const char *name;          /* names the vocabulary in messages (e.g. the file); may be NULL */
+    const char *pre;  /* pre-tokenizer name (tokenizer.ggml.pre); NULL: "default" */
+    const char *name; /* names the vocabulary in messages (e.g. the file); may be NULL */
     size_t n_tokens;
-    const xt_strview *tokens;  /* [n_tokens] as stored: byte-level unicode for BPE, with U+2581 for SPM */
+    /* [n_tokens] as stored: byte-level unicode for BPE, with U+2581 for SPM */
+    const xt_strview *tokens;
     size_t n_scores;
-    const float *scores;       /* [n_scores]; required for SPM, must equal n_tokens when given */
+    const float *scores; /* [n_scores]; required for SPM, must equal n_tokens when given */
     size_t n_token_types;
-    const int32_t *token_types;/* [n_token_types] xt_token_type; NULL: all NORMAL */
+    const int32_t *token_types; /* [n_token_types] xt_token_type; NULL: all NORMAL */
     size_t n_merges;
-    const xt_strview *merges;  /* [n_merges] "left right", rank order; required for BPE */
+    const xt_strview *merges; /* [n_merges] "left right", rank order; required for BPE */
     int32_t bos_id, eos_id, unk_id, pad_id; /* XT_TOKEN_NONE when absent */
-    int add_bos;               /* -1: kind default (SPM yes, BPE no); 0; 1 */
-    int add_eos;               /* -1: no; 0; 1 */
-    int add_space_prefix;      /* -1: kind default (SPM yes, BPE no); 0; 1 */
+    int add_bos;                            /* -1: kind default (SPM yes, BPE no); 0; 1 */
+    int add_eos;                            /* -1: no; 0; 1 */
+    int add_space_prefix;                   /* -1: kind default (SPM yes, BPE no); 0; 1 */
 } xt_vocab_desc;
 
-#define XT_VOCAB_DESC_INIT                                                                     \
-    {                                                                                          \
-        .bos_id = XT_TOKEN_NONE, .eos_id = XT_TOKEN_NONE, .unk_id = XT_TOKEN_NONE,             \
-        .pad_id = XT_TOKEN_NONE, .add_bos = -1, .add_eos = -1, .add_space_prefix = -1          \
-    }
+#define XT_VOCAB_DESC_INIT                                                                         \
+    {.bos_id = XT_TOKEN_NONE,                                                                      \
+     .eos_id = XT_TOKEN_NONE,                                                                      \
+     .unk_id = XT_TOKEN_NONE,                                                                      \
+     .pad_id = XT_TOKEN_NONE,                                                                      \
+     .add_bos = -1,                                                                                \
+     .add_eos = -1,                                                                                \
+     .add_space_prefix = -1}
 
 typedef struct xt_tokenizer xt_tokenizer;
 

@@ -16,7 +16,8 @@
 
 static void print_help(void)
 {
-    printf("usage: expertrace tokenize MODEL.gguf --text TEXT [--json] [--bos on|off|auto] [--split-special]\n\n"
+    printf("usage: expertrace tokenize MODEL.gguf --text TEXT [--json] [--bos on|off|auto] "
+           "[--split-special]\n\n"
            "Tokenizes TEXT with the tokenizer stored in MODEL.gguf and prints ids and pieces.\n"
            "  --bos auto|on|off   add BOS as the model says (auto, default), always, or never\n"
            "  --split-special     treat special-token text in TEXT as plain characters\n"
@@ -28,12 +29,18 @@ static void print_piece(xt_strview p)
 {
     for (size_t i = 0; i < p.len; i++) {
         unsigned char c = (unsigned char)p.ptr[i];
-        if (c == '\\') fputs("\\\\", stdout);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else putchar(c);
+        if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
 }
 
@@ -65,7 +72,8 @@ int xt_cmd_tokenize(int argc, char **argv)
         } else if (!strcmp(argv[i], "--bos")) {
             if (++i >= argc) return xt_cli_usage_error("tokenize", "--bos needs on, off or auto");
             if (!xt_bos_mode_parse(argv[i], &opts.bos))
-                return xt_cli_usage_error("tokenize", "--bos '%s': expected on, off or auto", argv[i]);
+                return xt_cli_usage_error("tokenize", "--bos '%s': expected on, off or auto",
+                                          argv[i]);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return xt_cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
         } else if (!model) {
