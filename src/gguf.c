@@ -132,7 +132,10 @@ static uint32_t ld32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t ld64(const unsigned char *p) { return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32; }
+static uint64_t ld64(const unsigned char *p)
+{
+    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
 
 /* Two's complement reinterpretation without implementation-defined conversions. */
 static int64_t as_i64(uint64_t u) { return u <= INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1; }
@@ -283,7 +286,9 @@ static void decode_scalar(xt_gguf_type t, const unsigned char *p, xt_gguf_value 
     v->type = t;
     switch (t) {
     case XT_GGUF_U8: v->u8 = p[0]; break;
-    case XT_GGUF_I8: v->i8 = (int8_t)as_i64((uint64_t)p[0] | (p[0] & 0x80 ? ~(uint64_t)0xff : 0)); break;
+    case XT_GGUF_I8:
+        v->i8 = (int8_t)as_i64((uint64_t)p[0] | (p[0] & 0x80 ? ~(uint64_t)0xff : 0));
+        break;
     case XT_GGUF_U16: v->u16 = ld16(p); break;
     case XT_GGUF_I16: {
         uint16_t u = ld16(p);
@@ -345,8 +350,8 @@ static xt_status walk_array(rd *r, int depth)
     xt_status s = rd_u32(r, &et, "array element type");
     if (s) return s;
     if (et >= XT_GGUF_TYPE_COUNT)
-        return fail_at(r, at, XT_ERR_FORMAT, "array element type %" PRIu32 " is not a GGUF type (0..12)",
-                       et);
+        return fail_at(r, at, XT_ERR_FORMAT,
+                       "array element type %" PRIu32 " is not a GGUF type (0..12)", et);
     if (et == XT_GGUF_ARRAY && depth >= XT_GGUF_MAX_DEPTH)
         return fail_at(r, at, XT_ERR_FORMAT, "arrays nested deeper than %d levels",
                        XT_GGUF_MAX_DEPTH);
@@ -367,8 +372,8 @@ static xt_status walk_array(rd *r, int depth)
             left = r->size - r->pos;
             if (left < 8)
                 return fail_at(r, r->pos, XT_ERR_FORMAT,
-                               "truncated: length of string element %" PRIu64 " needs 8 bytes, %" PRIu64
-                               " left",
+                               "truncated: length of string element %" PRIu64
+                               " needs 8 bytes, %" PRIu64 " left",
                                i, left);
             uint64_t len = ld64(r->p + r->pos);
             if (len > left - 8)
@@ -439,7 +444,7 @@ static xt_status index_array(xt_gguf *g, uint64_t pos, struct xt_gguf_arr *node,
     return XT_OK;
 }
 
-/* ---- opening ----------------------------------------------------------------------------------- */
+/* ---- opening -------------------------------------------------------------------------------- */
 
 static int cmp_kv(const void *a, const void *b)
 {
@@ -492,8 +497,8 @@ static xt_status read_header(rd *r, uint64_t *n_tensors, uint64_t *n_kv)
         char shown[40];
         printable(shown, sizeof shown, m, 4);
         return fail_at(r, 0, XT_ERR_FORMAT,
-                       "not a GGUF file: magic is '%s' (%02x %02x %02x %02x), expected 'GGUF'", shown,
-                       m[0], m[1], m[2], m[3]);
+                       "not a GGUF file: magic is '%s' (%02x %02x %02x %02x), expected 'GGUF'",
+                       shown, m[0], m[1], m[2], m[3]);
     }
     r->pos = 4;
     s = rd_u32(r, &g->version, "version");
@@ -682,7 +687,8 @@ static xt_status read_tensor(rd *r, uint64_t i, tinfo *ti)
             any_zero = true;
         } else if (prod > INT64_MAX / t->ne[j]) {
             return fail_at(r, dims_at, XT_ERR_FORMAT,
-                           "shape overflows: the product of ne[0..%" PRIu32 "] exceeds INT64_MAX", j);
+                           "shape overflows: the product of ne[0..%" PRIu32 "] exceeds INT64_MAX",
+                           j);
         } else {
             prod *= t->ne[j];
         }
@@ -735,7 +741,8 @@ static xt_status read_tensors(rd *r, uint64_t n_tensors)
 
     /* The data section starts at the first aligned offset after the directory. */
     uint64_t pad = (g->alignment - r->pos % g->alignment) % g->alignment;
-    if (r->pos > UINT64_MAX - pad) return fail_at(r, r->pos, XT_ERR_FORMAT, "data section overflows");
+    if (r->pos > UINT64_MAX - pad)
+        return fail_at(r, r->pos, XT_ERR_FORMAT, "data section overflows");
     g->data_offset = r->pos + pad;
     uint64_t data_bytes = g->data_offset <= g->size ? g->size - g->data_offset : 0;
 
@@ -772,8 +779,8 @@ static xt_status read_tensors(rd *r, uint64_t n_tensors)
             uint64_t at = order[i]->offset_at;
             free(order);
             return fail_at(r, at, XT_ERR_FORMAT,
-                           "tensor '%s': data [%" PRIu64 ", %" PRIu64 ") overlaps tensor '%s' at [%" PRIu64
-                           ", %" PRIu64 ")",
+                           "tensor '%s': data [%" PRIu64 ", %" PRIu64
+                           ") overlaps tensor '%s' at [%" PRIu64 ", %" PRIu64 ")",
                            sb, b->offset, b->offset + b->nbytes, sa, a->offset,
                            a->offset + a->nbytes);
         }

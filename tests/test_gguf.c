@@ -150,8 +150,9 @@ static void check_value(const cJSON *want, const xt_gguf_value *v, const char *w
     }
     case XT_GGUF_ARRAY: {
         const xt_gguf_array *a = &v->arr;
-        CHECK_MSG(!strcmp(jstr(want, "elem"), xt_gguf_type_name(a->type)), "%s: element type %s, oracle %s",
-                  where, xt_gguf_type_name(a->type), jstr(want, "elem"));
+        CHECK_MSG(!strcmp(jstr(want, "elem"), xt_gguf_type_name(a->type)),
+                  "%s: element type %s, oracle %s", where, xt_gguf_type_name(a->type),
+                  jstr(want, "elem"));
         CHECK_MSG(a->count == (uint64_t)jnum(want, "count"), "%s: count %" PRIu64, where, a->count);
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(want, "items");
         CHECK((uint64_t)cJSON_GetArraySize(items) == a->count);
@@ -192,13 +193,13 @@ static void check_against_oracle(const xt_gguf *g, const cJSON *want, const char
 {
     CHECK_MSG(xt_gguf_version(g) == (uint32_t)jnum(want, "version"), "%s: version", name);
     CHECK_MSG(xt_gguf_alignment(g) == (uint32_t)jnum(want, "alignment"), "%s: alignment", name);
-    CHECK_MSG(xt_gguf_data_offset(g) == (uint64_t)jnum(want, "data_offset"), "%s: data offset %" PRIu64,
-              name, xt_gguf_data_offset(g));
+    CHECK_MSG(xt_gguf_data_offset(g) == (uint64_t)jnum(want, "data_offset"),
+              "%s: data offset %" PRIu64, name, xt_gguf_data_offset(g));
     CHECK(xt_gguf_file_size(g) == (uint64_t)jnum(want, "file_size"));
 
     const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(want, "kv");
-    CHECK_MSG(xt_gguf_kv_count(g) == (uint64_t)cJSON_GetArraySize(kvs), "%s: %" PRIu64 " keys", name,
-              xt_gguf_kv_count(g));
+    CHECK_MSG(xt_gguf_kv_count(g) == (uint64_t)cJSON_GetArraySize(kvs), "%s: %" PRIu64 " keys",
+              name, xt_gguf_kv_count(g));
     uint64_t i = 0;
     const cJSON *kv;
     cJSON_ArrayForEach(kv, kvs)
@@ -319,7 +320,8 @@ static void get_should_return_not_found_naming_the_key(void)
     uint32_t u = 7;
     CHECK(xt_gguf_get_u32(g, "no.such.key", &u, &err) == XT_ERR_NOT_FOUND);
     CHECK(err.status == XT_ERR_NOT_FOUND);
-    CHECK_MSG(contains(err.msg, "no.such.key") && contains(err.msg, "metadata_v3.gguf"), "%s", err.msg);
+    CHECK_MSG(contains(err.msg, "no.such.key") && contains(err.msg, "metadata_v3.gguf"), "%s",
+              err.msg);
     CHECK(u == 7); /* untouched */
     CHECK(xt_gguf_find_key(g, "no.such.key") == -1);
     CHECK(xt_gguf_find_key(g, "") == -1);
@@ -343,7 +345,8 @@ static void get_should_return_type_error_naming_key_and_both_types(void)
     CHECK(u == 7);
     xt_gguf_str s;
     CHECK(xt_gguf_get_str(g, "xt.arr.u8", &s, &err) == XT_ERR_TYPE);
-    CHECK_MSG(contains(err.msg, "array of u8") && contains(err.msg, "expected string"), "%s", err.msg);
+    CHECK_MSG(contains(err.msg, "array of u8") && contains(err.msg, "expected string"), "%s",
+              err.msg);
     xt_gguf_array a;
     CHECK(xt_gguf_get_array(g, "xt.str.empty", &a, &err) == XT_ERR_TYPE);
     bool b;
@@ -366,7 +369,8 @@ static void get_should_return_type_error_naming_key_and_both_types(void)
     CHECK(xt_gguf_get_f32(g, "xt.f32.inf", &f, NULL) == XT_OK && isinf(f) && f > 0);
     CHECK(xt_gguf_get_f64(g, "xt.f64.nan", &d, NULL) == XT_OK && isnan(d));
     CHECK(xt_gguf_get_bool(g, "xt.bool.true", &b, NULL) == XT_OK && b);
-    CHECK(xt_gguf_get_str(g, "general.architecture", &s, NULL) == XT_OK && xt_gguf_str_eq(s, "xtest"));
+    CHECK(xt_gguf_get_str(g, "general.architecture", &s, NULL) == XT_OK &&
+          xt_gguf_str_eq(s, "xtest"));
     CHECK(xt_gguf_get_array(g, "xt.arr.str", &a, NULL) == XT_OK && a.count == 4 &&
           a.type == XT_GGUF_STRING);
     xt_gguf_close(g);
@@ -383,14 +387,15 @@ static void get_uint_and_int_should_read_any_integer_type_with_range_checks(void
     CHECK(xt_gguf_get_uint(g, "xt.u8.max", 0, UINT64_MAX, &u, NULL) == XT_OK && u == 255);
     CHECK(xt_gguf_get_uint(g, "xt.i8.max", 0, UINT64_MAX, &u, NULL) == XT_OK && u == 127);
     CHECK(xt_gguf_get_uint(g, "xt.u64.max", 0, UINT64_MAX, &u, NULL) == XT_OK && u == UINT64_MAX);
-    CHECK(xt_gguf_get_int(g, "xt.i64.min", INT64_MIN, INT64_MAX, &i, NULL) == XT_OK && i == INT64_MIN);
+    CHECK(xt_gguf_get_int(g, "xt.i64.min", INT64_MIN, INT64_MAX, &i, NULL) == XT_OK &&
+          i == INT64_MIN);
     CHECK(xt_gguf_get_int(g, "xt.i32.minus_one", -10, 10, &i, NULL) == XT_OK && i == -1);
     CHECK(xt_gguf_get_int(g, "xt.u32.max", 0, INT64_MAX, &i, NULL) == XT_OK && i == UINT32_MAX);
 
     u = 42;
     CHECK(xt_gguf_get_uint(g, "xt.i32.minus_one", 0, UINT64_MAX, &u, &err) == XT_ERR_RANGE);
-    CHECK_MSG(contains(err.msg, "'xt.i32.minus_one' = -1") && contains(err.msg, "out of range"), "%s",
-              err.msg);
+    CHECK_MSG(contains(err.msg, "'xt.i32.minus_one' = -1") && contains(err.msg, "out of range"),
+              "%s", err.msg);
     CHECK(u == 42);
     CHECK(xt_gguf_get_uint(g, "xt.u8.max", 1, 100, &u, &err) == XT_ERR_RANGE);
     CHECK_MSG(contains(err.msg, "= 255") && contains(err.msg, "[1, 100]"), "%s", err.msg);
@@ -490,7 +495,8 @@ static void find_tensor_should_miss_cleanly(void)
     CHECK_MSG(contains(err.msg, "'output.weight'") && contains(err.msg, "tiny_moe_v3.gguf"), "%s",
               err.msg);
     const xt_gguf_tensor *e = xt_gguf_find_tensor(g, "blk.0.ffn_down_exps.weight");
-    CHECK(e && e->n_dims == 3 && e->ne[0] == 32 && e->ne[1] == 32 && e->ne[2] == 2 && e->ne[3] == 1);
+    CHECK(e && e->n_dims == 3 && e->ne[0] == 32 && e->ne[1] == 32 && e->ne[2] == 2 &&
+          e->ne[3] == 1);
     xt_gguf_close(g);
 }
 
@@ -707,8 +713,8 @@ static void put_kv_u32(gbuf *b, const char *key, uint32_t v)
     put_u32(b, v);
 }
 /* A tensor record; ne has n_dims entries. */
-static void put_tensor(gbuf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
-                       uint64_t offset)
+static void put_tensor(gbuf *b, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       uint32_t type, uint64_t offset)
 {
     put_str(b, name);
     put_u32(b, n_dims);
@@ -730,8 +736,8 @@ static void expect_reject(const gbuf *b, xt_status want, const char *needle1, co
 {
     xt_error err = {0};
     xt_status s = open_copy(b->p, b->n, "hostile.gguf", &err, NULL);
-    CHECK_MSG(s == want, "status %s, want %s (%s)", xt_status_to_string(s), xt_status_to_string(want),
-              err.msg);
+    CHECK_MSG(s == want, "status %s, want %s (%s)", xt_status_to_string(s),
+              xt_status_to_string(want), err.msg);
     CHECK_MSG(!strncmp(err.msg, "hostile.gguf: offset ", 21), "no file/offset: %s", err.msg);
     CHECK_MSG(!needle1 || contains(err.msg, needle1), "'%s' not in: %s", needle1, err.msg);
     CHECK_MSG(!needle2 || contains(err.msg, needle2), "'%s' not in: %s", needle2, err.msg);
@@ -828,8 +834,8 @@ static void open_should_reject_absurd_array_counts(void)
         put_u32(&b, types[i]);
         put_u64(&b, (uint64_t)1 << 61);
         put_zeros(&b, 64);
-        expect_reject(&b, XT_ERR_FORMAT, "key 'tokenizer.ggml.tokens': array of 2305843009213693952",
-                      "cannot fit");
+        expect_reject(&b, XT_ERR_FORMAT,
+                      "key 'tokenizer.ggml.tokens': array of 2305843009213693952", "cannot fit");
     }
     /* a string element whose length runs off the end */
     gbuf b = {0};
@@ -967,7 +973,8 @@ static void open_should_reject_negative_and_overflowing_shapes(void)
     put_header(&b, 3, 1, 0);
     put_tensor(&b, "blk.0.attn_q.weight", 2, neg, XT_TYPE_F32, 0);
     /* ne[1] sits after magic..counts (24), name (8 + 19), n_dims (4), ne[0] (8) */
-    expect_reject(&b, XT_ERR_FORMAT, "hostile.gguf: offset 63: tensor 'blk.0.attn_q.weight': ne[1] = -5 is negative",
+    expect_reject(&b, XT_ERR_FORMAT,
+                  "hostile.gguf: offset 63: tensor 'blk.0.attn_q.weight': ne[1] = -5 is negative",
                   NULL);
 
     const uint64_t big[2] = {(uint64_t)1 << 32, (uint64_t)1 << 32};
@@ -1051,7 +1058,8 @@ static void open_should_reject_partial_blocks(void)
     put_tensor(&b, "q", 2, ne, XT_TYPE_Q8_0, 0);
     put_pad(&b, 32);
     put_zeros(&b, 128);
-    expect_reject(&b, XT_ERR_FORMAT, "ne[0] = 33 is not a multiple of the q8_0 block size 32", NULL);
+    expect_reject(&b, XT_ERR_FORMAT, "ne[0] = 33 is not a multiple of the q8_0 block size 32",
+                  NULL);
     /* the total is a whole number of blocks, the rows are not: still wrong */
     const uint64_t ne2[2] = {16, 2};
     put_header(&b, 3, 1, 0);
@@ -1070,8 +1078,8 @@ static void open_should_reject_offsets_past_the_end(void)
     put_pad(&b, 32);
     put_zeros(&b, 63); /* one byte short */
     /* the offset field is the last 8 bytes of the record: 24 + 9 + 4 + 8 + 4 = 49 */
-    expect_reject(&b, XT_ERR_FORMAT, "offset 49: tensor 'w': data at offset 0 + 64 bytes runs past the end",
-                  NULL);
+    expect_reject(&b, XT_ERR_FORMAT,
+                  "offset 49: tensor 'w': data at offset 0 + 64 bytes runs past the end", NULL);
     put_zeros(&b, 1);
     expect_accept(&b);
 
@@ -1092,7 +1100,8 @@ static void open_should_reject_misaligned_offsets(void)
     put_tensor(&b, "w", 1, ne, XT_TYPE_F32, 4);
     put_pad(&b, 32);
     put_zeros(&b, 64);
-    expect_reject(&b, XT_ERR_FORMAT, "offset 49: tensor 'w': data offset 4 is not a multiple of the alignment 32",
+    expect_reject(&b, XT_ERR_FORMAT,
+                  "offset 49: tensor 'w': data offset 4 is not a multiple of the alignment 32",
                   NULL);
     /* with general.alignment = 4 the same offset is fine */
     put_header(&b, 3, 1, 1);
@@ -1128,7 +1137,8 @@ static void open_should_reject_overlapping_tensors(void)
     put_tensor(&b, "c", 1, ne, XT_TYPE_F32, 96); /* overlaps a = [64, 128) */
     put_pad(&b, 32);
     put_zeros(&b, 192);
-    expect_reject(&b, XT_ERR_FORMAT, "tensor 'c': data [96, 160) overlaps tensor 'a' at [64, 128)", NULL);
+    expect_reject(&b, XT_ERR_FORMAT,
+                  "tensor 'c': data [96, 160) overlaps tensor 'a' at [64, 128)", NULL);
     /* out-of-order but disjoint tensors are fine */
     put_header(&b, 3, 2, 0);
     put_tensor(&b, "a", 1, ne, XT_TYPE_F32, 64);

@@ -12,6 +12,17 @@
  * shape, type, offset, alignment and overlap; duplicate keys and tensor names) so that later
  * accessors cannot read outside the file; a bad file fails with a message naming the file, the byte
  * offset and the field. Only little-endian files are read (big-endian GGUF is reported as such).
+ *
+ * Rejected at open (XT_ERR_FORMAT unless noted): a bad magic; versions other than 2 and 3, and
+ * big-endian files (XT_ERR_UNSUPPORTED); counts, lengths or array sizes larger than the bytes
+ * left; value or element types outside 0..12; bools other than 0 or 1; arrays nested deeper than
+ * XT_GGUF_MAX_DEPTH; NUL bytes in keys or tensor names; duplicate keys or tensor names (as
+ * llama.cpp); general.alignment that is not a u32 nonzero power of two; tensor names over 63
+ * bytes; n_dims outside 1..4; a negative ne; element counts or byte sizes that overflow; rows
+ * (ne[0]) that are not whole quant blocks; unaligned data offsets; data past the end of the file;
+ * overlapping tensor data. Unlike llama.cpp, which wants each tensor exactly where the previous
+ * one's padded data ends, any aligned, non-overlapping layout is accepted. Unknown ggml type
+ * numbers are not rejected: see xt_gguf_tensor.type_known.
  */
 #ifndef EXPERTRACE_GGUF_H
 #define EXPERTRACE_GGUF_H
@@ -60,17 +71,19 @@ const char *xt_gguf_type_name(xt_gguf_type t);
 size_t xt_gguf_type_size(xt_gguf_type t);
 
 /* A string value: len bytes in the file, NOT NUL-terminated, may contain NUL bytes, UTF-8 by the
- * spec but not validated. `bytes` is unsigned so that passing it where a C string is expected
- * (strcmp, "%s", fopen) is a compile error under the project's warnings; print it with
+ * spec but not validated. `bytes` is unsigned char so that passing it to a function expecting a
+ * C string (strcmp, strlen, fopen) is a -Wpointer-sign warning, an error under the project's
+ * -Werror. printf's "%s" is not caught that way: print it with
  *     printf("key = " XT_GGUF_STR_FMT "\n", XT_GGUF_STR_ARG(s));
- * or copy it with xt_gguf_str_copy. */
+ * compare it with xt_gguf_str_eq, or copy it with xt_gguf_str_copy. */
 typedef struct xt_gguf_str {
     const unsigned char *bytes; /* into the mapping; valid until xt_gguf_close */
     size_t len;
 } xt_gguf_str;
 
 #define XT_GGUF_STR_FMT "%.*s"
-#define XT_GGUF_STR_ARG(s) (int)((s).len > (size_t)INT_MAX ? INT_MAX : (int)(s).len), (const char *)(s).bytes
+#define XT_GGUF_STR_ARG(s)                                                                         \
+    (int)((s).len > (size_t)INT_MAX ? INT_MAX : (int)(s).len), (const char *)(s).bytes
 
 /* True when s holds exactly the bytes of the C string cstr. */
 bool xt_gguf_str_eq(xt_gguf_str s, const char *cstr);
@@ -113,7 +126,7 @@ typedef struct xt_gguf_value {
 typedef struct xt_gguf_tensor {
     const char *name;             /* NUL-terminated copy, 0..63 bytes, no NUL inside */
     uint32_t n_dims;              /* 1..4 */
-    int64_t ne[XT_GGUF_MAX_DIMS]; /* elements per dimension, ggml order (ne[0] contiguous); 1 past n_dims */
+    int64_t ne[XT_GGUF_MAX_DIMS]; /* per dim, ggml order (ne[0] contiguous); 1 past n_dims */
     int64_t n_elements;           /* product of ne, <= INT64_MAX */
     uint32_t type;                /* ggml type number as stored (see quant.h) */
     const char *type_name;        /* "q4_K", ...; "unknown (N)" when type_known is false */

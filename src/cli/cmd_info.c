@@ -51,7 +51,10 @@ static void put_escaped(const unsigned char *s, size_t len, size_t max, bool quo
     if (n < len) printf("... (%zu bytes)", len);
 }
 
-static void put_name(const char *s) { put_escaped((const unsigned char *)s, strlen(s), 200, false); }
+static void put_name(const char *s)
+{
+    put_escaped((const unsigned char *)s, strlen(s), 200, false);
+}
 
 static void print_value(const xt_gguf_value *v)
 {
@@ -358,7 +361,10 @@ static cJSON *json_string(const unsigned char *s, size_t len)
     return j;
 }
 
-static cJSON *json_cstring(const char *s) { return json_string((const unsigned char *)s, strlen(s)); }
+static cJSON *json_cstring(const char *s)
+{
+    return json_string((const unsigned char *)s, strlen(s));
+}
 
 /* Exact numbers as raw JSON text (cJSON numbers are doubles). */
 static cJSON *json_u64(uint64_t u)
@@ -446,8 +452,10 @@ static int print_json(const xt_gguf *g)
     cJSON_AddItemToObject(tok, "pre", json_lookup(g, "tokenizer.ggml.pre", false));
     cJSON_AddItemToObject(tok, "vocab_size", json_lookup(g, "tokenizer.ggml.tokens", true));
     cJSON_AddItemToObject(tok, "merges", json_lookup(g, "tokenizer.ggml.merges", true));
-    cJSON_AddItemToObject(tok, "bos_token_id", json_lookup(g, "tokenizer.ggml.bos_token_id", false));
-    cJSON_AddItemToObject(tok, "eos_token_id", json_lookup(g, "tokenizer.ggml.eos_token_id", false));
+    cJSON_AddItemToObject(tok, "bos_token_id",
+                          json_lookup(g, "tokenizer.ggml.bos_token_id", false));
+    cJSON_AddItemToObject(tok, "eos_token_id",
+                          json_lookup(g, "tokenizer.ggml.eos_token_id", false));
 
     cJSON *tensors = cJSON_CreateArray();
     cJSON_AddItemToObject(root, "tensors", tensors);

@@ -4,7 +4,8 @@
  *
  *     cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DXT_FUZZ=ON
  *     cmake --build build-fuzz --target fuzz_gguf
- *     cp -r tests/fuzz/corpus/gguf /tmp/corpus && build-fuzz/tests/fuzz/fuzz_gguf -max_total_time=60 /tmp/corpus
+ *     cp -r tests/fuzz/corpus/gguf /tmp/corpus
+ *     build-fuzz/tests/fuzz/fuzz_gguf -max_total_time=60 /tmp/corpus
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,9 +16,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken invariant: abort so libFuzzer records the input (fuzz harness, not library code). */
-#define INVARIANT(c)                                                                                \
-    do {                                                                                            \
-        if (!(c)) abort();                                                                          \
+#define INVARIANT(c)                                                                               \
+    do {                                                                                           \
+        if (!(c)) abort();                                                                         \
     } while (0)
 
 static volatile uint64_t sink;
@@ -49,7 +50,8 @@ static void walk_value(const xt_gguf_value *v, int depth)
                 INVARIANT(xt_gguf_array_get_str(a, i, &s, NULL) == XT_OK && s.len == e.str.len);
             } else if (a->type == XT_GGUF_ARRAY) {
                 xt_gguf_array c;
-                INVARIANT(xt_gguf_array_get_array(a, i, &c, NULL) == XT_OK && c.count == e.arr.count);
+                INVARIANT(xt_gguf_array_get_array(a, i, &c, NULL) == XT_OK &&
+                          c.count == e.arr.count);
             } else {
                 int64_t iv;
                 double dv;

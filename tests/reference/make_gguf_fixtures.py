@@ -240,7 +240,7 @@ def finish(w):
 # ---- the oracle: read back with gguf.GGUFReader ------------------------------------------------
 
 def consume(parts, k, vtype):
-    """Decodes one value from a ReaderField's parts list starting at parts[k]; returns (value, k)."""
+    """Decodes one value from a ReaderField's parts starting at parts[k]; returns (value, k)."""
     vtype = VT(int(vtype))
     if vtype == VT.STRING:
         return ("string", bytes(parts[k + 1])), k + 2
@@ -328,7 +328,7 @@ def oracle(path):
             "data_offset": int(r.data_offset), "file_size": len(raw), "kv": kvs, "tensors": tensors}
 
 
-# ---- hand-made fuzz seeds -------------------------------------------------------------------------
+# ---- hand-made fuzz seeds ------------------------------------------------------------------
 
 def gguf_str(s):
     b = s.encode() if isinstance(s, str) else s
