@@ -310,7 +310,7 @@ static int print_text(const xt_gguf *g, const char *arch_prefix)
         }
     }
     free(tt);
-    printf("\ntotal         %" PRIu64 " tensors, ", n);
+    printf("\ntotal         %" PRIu64 " tensor%s, ", n, n == 1 ? "" : "s");
     print_bytes(total);
     putchar('\n');
     return XT_EXIT_OK;
