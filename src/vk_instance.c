@@ -436,6 +436,11 @@ bool xt_vk_instance_validation_active(const xt_vk_instance *inst)
     return inst->validation_active;
 }
 
+xt_vk_feature_level xt_vk_instance_feature_level(const xt_vk_instance *inst)
+{
+    return inst->features;
+}
+
 uint32_t xt_vk_instance_validation_messages(const xt_vk_instance *inst)
 {
     return inst->messages;

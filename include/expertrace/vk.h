@@ -185,6 +185,8 @@ const xt_vk_device_info *xt_vk_instance_device(const xt_vk_instance *inst, uint3
 /* The instance's Vulkan version (what we requested from the loader). */
 uint32_t xt_vk_instance_api_version(const xt_vk_instance *inst);
 bool xt_vk_instance_validation_active(const xt_vk_instance *inst);
+/* The policy in force: XT_VK_FEATURES_ALL or XT_VK_FEATURES_MIN (never DEFAULT). */
+xt_vk_feature_level xt_vk_instance_feature_level(const xt_vk_instance *inst);
 /* Errors and validation warnings the debug messenger has seen so far (see vk_instance.c for
  * what is counted). */
 uint32_t xt_vk_instance_validation_messages(const xt_vk_instance *inst);
