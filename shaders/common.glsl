@@ -12,7 +12,8 @@
 // Linear index of this invocation for 1D work spread over x and y (host side: xt_groups_1d).
 uint xt_global_index()
 {
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x);
+    return gl_GlobalInvocationID.x +
+           gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x);
 }
 
 // i < n, spelled out so every bounds check reads the same.

@@ -32,11 +32,17 @@ static uint32_t candidates(const xt_vk_device_info *d, xt_buffer_kind kind, uint
     const mem_pref *p;
     uint32_t np;
     switch (kind) {
-    case XT_BUFFER_UPLOAD: p = upload, np = 3; break;
-    case XT_BUFFER_READBACK: p = readback, np = 4; break;
+    case XT_BUFFER_UPLOAD:
+        p = upload, np = 3;
+        break;
+    case XT_BUFFER_READBACK:
+        p = readback, np = 4;
+        break;
     default:
-        if (d->enabled.uma) p = device_uma, np = 4;
-        else p = device, np = 3;
+        if (d->enabled.uma)
+            p = device_uma, np = 4;
+        else
+            p = device, np = 3;
         break;
     }
     uint32_t n = 0;
@@ -46,7 +52,8 @@ static uint32_t candidates(const xt_vk_device_info *d, xt_buffer_kind kind, uint
             if (!(type_bits & (1u << t)) || (f & p[i].want) != p[i].want || (f & p[i].avoid))
                 continue;
             bool seen = false;
-            for (uint32_t k = 0; k < n; k++) seen |= out[k] == t;
+            for (uint32_t k = 0; k < n; k++)
+                seen |= out[k] == t;
             if (!seen) out[n++] = t;
         }
     }
@@ -75,8 +82,7 @@ xt_status xt_buffer_create(xt_vk_context *ctx, const xt_buffer_desc *desc, xt_bu
                             (unsigned long long)d->limits.max_buffer_size,
                             xt_vk_bytes_string(d->limits.max_buffer_size, b, sizeof b), d->index,
                             d->name);
-    if (size > d->limits.max_memory_allocation_size)
-        goto too_big;
+    if (size > d->limits.max_memory_allocation_size) goto too_big;
 
     xt_status s;
     VkResult r = vkCreateBuffer(ctx->device,
@@ -121,23 +127,24 @@ xt_status xt_buffer_create(xt_vk_context *ctx, const xt_buffer_desc *desc, xt_bu
                                  .memoryTypeIndex = types[i],
                              },
                              NULL, &out->memory);
-        if (r == VK_SUCCESS) out->memory_type = types[i];
-        else if (r != VK_ERROR_OUT_OF_DEVICE_MEMORY && r != VK_ERROR_OUT_OF_HOST_MEMORY) break;
+        if (r == VK_SUCCESS)
+            out->memory_type = types[i];
+        else if (r != VK_ERROR_OUT_OF_DEVICE_MEMORY && r != VK_ERROR_OUT_OF_HOST_MEMORY)
+            break;
     }
     if (r != VK_SUCCESS) {
         out->memory = VK_NULL_HANDLE;
         if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
             uint32_t heap = d->types[types[0]].heap;
-            s = xt_error_set(err, XT_ERR_DEVICE_MEMORY,
-                             "out of device memory: buffer '%s' needs %llu bytes (%s) from heap "
-                             "%u (%s%s) of device %u (%s)",
-                             label, (unsigned long long)req.size,
-                             xt_vk_bytes_string(req.size, a, sizeof a), heap,
-                             xt_vk_bytes_string(d->heaps[heap].size_bytes, b, sizeof b),
-                             (d->heaps[heap].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
-                                 ? ", device-local"
-                                 : ", host",
-                             d->index, d->name);
+            s = xt_error_set(
+                err, XT_ERR_DEVICE_MEMORY,
+                "out of device memory: buffer '%s' needs %llu bytes (%s) from heap "
+                "%u (%s%s) of device %u (%s)",
+                label, (unsigned long long)req.size, xt_vk_bytes_string(req.size, a, sizeof a),
+                heap, xt_vk_bytes_string(d->heaps[heap].size_bytes, b, sizeof b),
+                (d->heaps[heap].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? ", device-local"
+                                                                         : ", host",
+                d->index, d->name);
         } else {
             s = xt_vk_fail(r, err, "vkAllocateMemory");
             xt_error_prefix(err, "buffer '%s'", label);
@@ -226,17 +233,16 @@ static xt_status ensure_staging(xt_vk_context *ctx, xt_error *err)
     uint64_t bytes = ctx->staging_bytes;
     if (bytes > ctx->info.limits.max_memory_allocation_size)
         bytes = ctx->info.limits.max_memory_allocation_size;
-    s = xt_buffer_create(ctx,
-                         &(xt_buffer_desc){
-                             .size_bytes = bytes, .kind = XT_BUFFER_READBACK, .label = "staging"},
-                         &ctx->staging, err);
+    s = xt_buffer_create(
+        ctx, &(xt_buffer_desc){.size_bytes = bytes, .kind = XT_BUFFER_READBACK, .label = "staging"},
+        &ctx->staging, err);
     if (s == XT_OK && !ctx->staging.mapped)
         s = xt_error_set(err, XT_ERR_DEVICE, "staging buffer is not host-visible");
     return s;
 }
 
-xt_status xt_buffer_upload(xt_vk_context *ctx, xt_buffer *dst, VkDeviceSize offset,
-                           const void *src, size_t size_bytes, xt_error *err)
+xt_status xt_buffer_upload(xt_vk_context *ctx, xt_buffer *dst, VkDeviceSize offset, const void *src,
+                           size_t size_bytes, xt_error *err)
 {
     xt_status s = check_range(dst, offset, size_bytes, "xt_buffer_upload", err);
     if (s || size_bytes == 0) return s;

@@ -84,10 +84,10 @@ static xt_status create_device(xt_vk_context *ctx, xt_error *err)
     /* Core 1.1/1.2 structs always (all-false is fine); 1.3 ones only when enabled, so a 1.2
      * device never sees a struct of an extension we did not enable. */
     void **next = &f2.pNext;
-#define CHAIN(s)           \
-    do {                   \
-        *next = &(s);      \
-        next = &(s).pNext; \
+#define CHAIN(s)                                                                                   \
+    do {                                                                                           \
+        *next = &(s);                                                                              \
+        next = &(s).pNext;                                                                         \
     } while (0)
     CHAIN(s16);
     CHAIN(s8);
@@ -154,14 +154,13 @@ xt_status xt_vk_context_create(const xt_vk_desc *desc, xt_vk_context **out, xt_e
     ctx->info = ctx->phys->info;
     if ((s = create_device(ctx, err))) goto fail;
 
-    VkResult r = vkCreateCommandPool(
-        ctx->device,
-        &(VkCommandPoolCreateInfo){
-            .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-            .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-            .queueFamilyIndex = ctx->info.queue_family,
-        },
-        NULL, &ctx->pool);
+    VkResult r = vkCreateCommandPool(ctx->device,
+                                     &(VkCommandPoolCreateInfo){
+                                         .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                         .queueFamilyIndex = ctx->info.queue_family,
+                                     },
+                                     NULL, &ctx->pool);
     if (r != VK_SUCCESS) {
         s = xt_vk_fail(r, err, "vkCreateCommandPool");
         goto fail;
@@ -248,14 +247,15 @@ xt_status xt_cmd_create(xt_vk_context *ctx, xt_cmd **out, xt_error *err)
     if (!cmd) return xt_error_set(err, XT_ERR_NO_MEMORY, "command buffer");
     cmd->ctx = ctx;
     xt_status s;
-    VkResult r = vkAllocateCommandBuffers(ctx->device,
-                                          &(VkCommandBufferAllocateInfo){
-                                              .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                              .commandPool = ctx->pool,
-                                              .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-                                              .commandBufferCount = 1,
-                                          },
-                                          &cmd->cb);
+    VkResult r =
+        vkAllocateCommandBuffers(ctx->device,
+                                 &(VkCommandBufferAllocateInfo){
+                                     .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                     .commandPool = ctx->pool,
+                                     .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                     .commandBufferCount = 1,
+                                 },
+                                 &cmd->cb);
     if ((s = check(ctx, r, err, "vkAllocateCommandBuffers"))) goto fail;
     if (!ctx->timeline) {
         r = vkCreateFence(ctx->device,
@@ -322,14 +322,15 @@ xt_status xt_cmd_alloc_set(xt_cmd *cmd, VkDescriptorSetLayout layout, VkDescript
             .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
             .descriptorCount = SETS_PER_POOL * XT_MAX_BINDINGS,
         };
-        VkResult r = vkCreateDescriptorPool(ctx->device,
-                                            &(VkDescriptorPoolCreateInfo){
-                                                .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                                .maxSets = SETS_PER_POOL,
-                                                .poolSizeCount = 1,
-                                                .pPoolSizes = &size,
-                                            },
-                                            NULL, &cmd->pools[cmd->pool_count]);
+        VkResult r =
+            vkCreateDescriptorPool(ctx->device,
+                                   &(VkDescriptorPoolCreateInfo){
+                                       .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                       .maxSets = SETS_PER_POOL,
+                                       .poolSizeCount = 1,
+                                       .pPoolSizes = &size,
+                                   },
+                                   NULL, &cmd->pools[cmd->pool_count]);
         xt_status s = check(ctx, r, err, "vkCreateDescriptorPool");
         if (s) return s;
         cmd->pool_count++;
@@ -375,8 +376,8 @@ xt_status xt_cmd_submit(xt_cmd *cmd, xt_error *err)
                          VK_ACCESS_HOST_READ_BIT | VK_ACCESS_HOST_WRITE_BIT,
     };
     vkCmdPipelineBarrier(cmd->cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
-                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
-                         &mb, 0, NULL, 0, NULL);
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb,
+                         0, NULL, 0, NULL);
     cmd->state = XT_CMD_IDLE;
     xt_status s;
     VkResult r = vkEndCommandBuffer(cmd->cb);
@@ -568,10 +569,9 @@ xt_status xt_timer_elapsed_ns(xt_timer *t, uint32_t slot_begin, uint32_t slot_en
     uint32_t slot[2] = {slot_begin, slot_end};
     for (int i = 0; i < 2; i++) {
         uint64_t v[2]; /* value, availability */
-        VkResult r = vkGetQueryPoolResults(t->ctx->device, t->pool, slot[i], 1, sizeof v, v,
-                                           sizeof v,
-                                           VK_QUERY_RESULT_64_BIT |
-                                               VK_QUERY_RESULT_WITH_AVAILABILITY_BIT);
+        VkResult r =
+            vkGetQueryPoolResults(t->ctx->device, t->pool, slot[i], 1, sizeof v, v, sizeof v,
+                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WITH_AVAILABILITY_BIT);
         if (r != VK_SUCCESS && r != VK_NOT_READY)
             return check(t->ctx, r, err, "vkGetQueryPoolResults");
         if (r == VK_NOT_READY || v[1] == 0)

@@ -87,8 +87,8 @@ static void detect_memory(VkPhysicalDevice pd, xt_vk_device_info *d)
      * resizable BAR is write-combined, so it does not count). */
     const VkMemoryPropertyFlags dl_hv =
         VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
-    bool shared_type = d->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
-                       d->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    bool shared_type =
+        d->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || d->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     for (uint32_t t = 0; t < mp.memoryTypeCount; t++) {
         d->types[t].flags = mp.memoryTypes[t].propertyFlags;
         d->types[t].heap = mp.memoryTypes[t].heapIndex;
@@ -160,7 +160,8 @@ xt_status xt_vk_detect(VkPhysicalDevice pd, uint32_t index, uint32_t instance_ap
     out->exts.integer_dot_product =
         !is13 && has_ext(exts, n_ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     out->exts.maintenance4 = !is13 && has_ext(exts, n_ext, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
-    bool driver_props = api >= API_1_2 || has_ext(exts, n_ext, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+    bool driver_props =
+        api >= API_1_2 || has_ext(exts, n_ext, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
     free(exts);
 
     if (api < API_1_1) {
@@ -194,10 +195,10 @@ xt_status xt_vk_detect(VkPhysicalDevice pd, uint32_t index, uint32_t instance_ap
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_FEATURES};
 
         void **next = &f2.pNext;
-#define CHAIN(s)              \
-    do {                      \
-        *next = &(s);         \
-        next = &(s).pNext;    \
+#define CHAIN(s)                                                                                   \
+    do {                                                                                           \
+        *next = &(s);                                                                              \
+        next = &(s).pNext;                                                                         \
     } while (0)
         CHAIN(s16);
         bool is12 = api >= API_1_2;

@@ -31,8 +31,8 @@ uint32_t xt_vk_validation_messages_total(void)
 const char *xt_vk_result_name(VkResult r)
 {
     switch (r) {
-#define R(x) \
-    case x:  \
+#define R(x)                                                                                       \
+    case x:                                                                                        \
         return #x;
         R(VK_SUCCESS)
         R(VK_NOT_READY)
@@ -65,9 +65,12 @@ const char *xt_vk_result_name(VkResult r)
 xt_status xt_vk_fail(VkResult r, xt_error *err, const char *what)
 {
     xt_status s = XT_ERR_DEVICE;
-    if (r == VK_ERROR_DEVICE_LOST) s = XT_ERR_DEVICE_LOST;
-    else if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY) s = XT_ERR_DEVICE_MEMORY;
-    else if (r == VK_ERROR_OUT_OF_HOST_MEMORY) s = XT_ERR_NO_MEMORY;
+    if (r == VK_ERROR_DEVICE_LOST)
+        s = XT_ERR_DEVICE_LOST;
+    else if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY)
+        s = XT_ERR_DEVICE_MEMORY;
+    else if (r == VK_ERROR_OUT_OF_HOST_MEMORY)
+        s = XT_ERR_NO_MEMORY;
     return xt_error_set(err, s, "%s: %s (%d)", what, xt_vk_result_name(r), (int)r);
 }
 
@@ -81,11 +84,16 @@ char *xt_vk_version_string(uint32_t version, char *buf, size_t buf_bytes)
 const char *xt_vk_device_type_name(VkPhysicalDeviceType type)
 {
     switch (type) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete";
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated";
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual";
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "cpu";
-    default: return "other";
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+        return "discrete";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
+        return "integrated";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU:
+        return "virtual";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU:
+        return "cpu";
+    default:
+        return "other";
     }
 }
 
@@ -98,8 +106,10 @@ const char *xt_vk_bytes_string(uint64_t bytes, char *buf, size_t buf_bytes)
         v /= 1024.0;
         u++;
     }
-    if (u == 0) snprintf(buf, buf_bytes, "%llu B", (unsigned long long)bytes);
-    else snprintf(buf, buf_bytes, "%.1f %s", v, unit[u]);
+    if (u == 0)
+        snprintf(buf, buf_bytes, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, buf_bytes, "%.1f %s", v, unit[u]);
     return buf;
 }
 
@@ -451,11 +461,16 @@ uint32_t xt_vk_instance_validation_messages(const xt_vk_instance *inst)
 static int type_rank(VkPhysicalDeviceType t)
 {
     switch (t) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
-    default: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+        return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
+        return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU:
+        return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -472,8 +487,8 @@ static xt_status parse_index(const char *s, uint32_t *out)
     return XT_OK;
 }
 
-xt_status xt_vk_instance_select(const xt_vk_instance *inst, const xt_vk_desc *desc,
-                                uint32_t *index, xt_error *err)
+xt_status xt_vk_instance_select(const xt_vk_instance *inst, const xt_vk_desc *desc, uint32_t *index,
+                                xt_error *err)
 {
     const char *source = NULL;
     uint32_t idx = 0;
@@ -494,12 +509,12 @@ xt_status xt_vk_instance_select(const xt_vk_instance *inst, const xt_vk_desc *de
             return xt_error_set(err, XT_ERR_USAGE,
                                 "%s %u is out of range: %u Vulkan device%s found (valid: 0..%u; "
                                 "see 'expertrace devices')",
-                                source, idx, inst->device_count,
-                                inst->device_count == 1 ? "" : "s", inst->device_count - 1);
+                                source, idx, inst->device_count, inst->device_count == 1 ? "" : "s",
+                                inst->device_count - 1);
         const xt_vk_device_info *d = &inst->devices[idx].info;
         if (!d->usable)
-            return xt_error_set(err, XT_ERR_UNSUPPORTED, "device %u (%s) cannot be used: %s",
-                                idx, d->name, d->unusable_reason);
+            return xt_error_set(err, XT_ERR_UNSUPPORTED, "device %u (%s) cannot be used: %s", idx,
+                                d->name, d->unusable_reason);
         *index = idx;
         return XT_OK;
     }

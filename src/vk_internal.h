@@ -43,12 +43,12 @@ struct xt_vk_context {
     VkDevice device;
     VkQueue queue;
     VkCommandPool pool;
-    VkSemaphore timeline;     /* VK_NULL_HANDLE unless timeline semaphores are enabled */
-    uint64_t timeline_value;  /* last value a submission will signal */
+    VkSemaphore timeline;    /* VK_NULL_HANDLE unless timeline semaphores are enabled */
+    uint64_t timeline_value; /* last value a submission will signal */
     uint64_t timeout_ns;
     uint64_t staging_bytes;
-    xt_buffer staging;        /* created on first use */
-    xt_cmd *transfer;         /* for staged uploads/downloads, created on first use */
+    xt_buffer staging; /* created on first use */
+    xt_cmd *transfer;  /* for staged uploads/downloads, created on first use */
     bool lost;
 };
 
@@ -57,8 +57,8 @@ typedef enum xt_cmd_state { XT_CMD_IDLE = 0, XT_CMD_RECORDING, XT_CMD_PENDING } 
 struct xt_cmd {
     xt_vk_context *ctx;
     VkCommandBuffer cb;
-    VkFence fence;          /* when timeline semaphores are off */
-    uint64_t signal_value;  /* timeline value of the last submission */
+    VkFence fence;         /* when timeline semaphores are off */
+    uint64_t signal_value; /* timeline value of the last submission */
     xt_cmd_state state;
     VkDescriptorPool *pools; /* grown on demand, reset by xt_cmd_begin */
     uint32_t pool_count, pool_cap, pool_current;

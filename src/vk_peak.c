@@ -33,7 +33,8 @@ xt_status xt_vk_measure_peak(xt_vk_context *ctx, const xt_peak_desc *desc, xt_pe
     uint32_t iterations = desc->fma_iterations ? desc->fma_iterations : 1024;
     uint32_t repeats = desc->repeats ? desc->repeats : 3;
     uint64_t copy_bytes = desc->copy_bytes ? desc->copy_bytes : 256ull << 20;
-    if (copy_bytes > d->limits.max_storage_buffer_range) copy_bytes = d->limits.max_storage_buffer_range;
+    if (copy_bytes > d->limits.max_storage_buffer_range)
+        copy_bytes = d->limits.max_storage_buffer_range;
     if (copy_bytes > d->limits.max_memory_allocation_size)
         copy_bytes = d->limits.max_memory_allocation_size;
     copy_bytes = copy_bytes / 16 * 16;
@@ -52,29 +53,31 @@ xt_status xt_vk_measure_peak(xt_vk_context *ctx, const xt_peak_desc *desc, xt_pe
 
     if ((s = xt_timer_create(ctx, 4, &timer, err))) goto done;
     if ((s = xt_pipeline_create(ctx,
-                                &(xt_pipeline_desc){.shader = "peak_fma", .spec = &local,
+                                &(xt_pipeline_desc){.shader = "peak_fma",
+                                                    .spec = &local,
                                                     .spec_count = 1,
                                                     .push_bytes = sizeof(peak_fma_push),
                                                     .binding_count = 1},
                                 &fma, err)))
         goto done;
     if ((s = xt_pipeline_create(ctx,
-                                &(xt_pipeline_desc){.shader = "peak_copy", .spec = &local,
+                                &(xt_pipeline_desc){.shader = "peak_copy",
+                                                    .spec = &local,
                                                     .spec_count = 1,
                                                     .push_bytes = sizeof(peak_copy_push),
                                                     .binding_count = 2},
                                 &copy, err)))
         goto done;
-    if ((s = xt_buffer_create(ctx, &(xt_buffer_desc){.size_bytes = (VkDeviceSize)fma_n * 4,
-                                                     .label = "peak_fma out"},
-                              &fma_out, err)))
+    if ((s = xt_buffer_create(
+             ctx, &(xt_buffer_desc){.size_bytes = (VkDeviceSize)fma_n * 4, .label = "peak_fma out"},
+             &fma_out, err)))
         goto done;
-    if ((s = xt_buffer_create(ctx, &(xt_buffer_desc){.size_bytes = copy_bytes,
-                                                     .label = "peak_copy src"},
+    if ((s = xt_buffer_create(ctx,
+                              &(xt_buffer_desc){.size_bytes = copy_bytes, .label = "peak_copy src"},
                               &src, err)))
         goto done;
-    if ((s = xt_buffer_create(ctx, &(xt_buffer_desc){.size_bytes = copy_bytes,
-                                                     .label = "peak_copy dst"},
+    if ((s = xt_buffer_create(ctx,
+                              &(xt_buffer_desc){.size_bytes = copy_bytes, .label = "peak_copy dst"},
                               &dst, err)))
         goto done;
     if ((s = xt_cmd_create(ctx, &cmd, err))) goto done;

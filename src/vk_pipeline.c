@@ -31,9 +31,9 @@ xt_status xt_pipeline_create(xt_vk_context *ctx, const xt_pipeline_desc *desc, x
                             "(portability: MoltenVK and Vulkan's guaranteed minimum)",
                             name, desc->binding_count, XT_MAX_BINDINGS);
     if (desc->binding_count > d->limits.max_per_stage_descriptor_storage_buffers)
-        return xt_error_set(err, XT_ERR_RANGE,
-                            "pipeline '%s': %u storage-buffer bindings, device allows %u", name,
-                            desc->binding_count, d->limits.max_per_stage_descriptor_storage_buffers);
+        return xt_error_set(
+            err, XT_ERR_RANGE, "pipeline '%s': %u storage-buffer bindings, device allows %u", name,
+            desc->binding_count, d->limits.max_per_stage_descriptor_storage_buffers);
     if (desc->push_bytes % 4 || desc->push_bytes > d->limits.max_push_constants_size)
         return xt_error_set(err, XT_ERR_RANGE,
                             "pipeline '%s': push-constant block of %u bytes (must be a multiple "
@@ -70,13 +70,14 @@ xt_status xt_pipeline_create(xt_vk_context *ctx, const xt_pipeline_desc *desc, x
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };
-    r = vkCreateDescriptorSetLayout(ctx->device,
-                                    &(VkDescriptorSetLayoutCreateInfo){
-                                        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                        .bindingCount = desc->binding_count,
-                                        .pBindings = desc->binding_count ? b : NULL,
-                                    },
-                                    NULL, &out->set_layout);
+    r = vkCreateDescriptorSetLayout(
+        ctx->device,
+        &(VkDescriptorSetLayoutCreateInfo){
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+            .bindingCount = desc->binding_count,
+            .pBindings = desc->binding_count ? b : NULL,
+        },
+        NULL, &out->set_layout);
     if (r != VK_SUCCESS) {
         out->set_layout = VK_NULL_HANDLE;
         s = xt_vk_fail(r, err, "vkCreateDescriptorSetLayout");
@@ -190,9 +191,8 @@ xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint
     for (int i = 0; i < 3; i++)
         if (groups[i] > d->limits.max_compute_work_group_count[i])
             return xt_error_set(err, XT_ERR_RANGE,
-                                "dispatch of '%s': %u workgroups in %c, device allows %u",
-                                p->name, groups[i], "xyz"[i],
-                                d->limits.max_compute_work_group_count[i]);
+                                "dispatch of '%s': %u workgroups in %c, device allows %u", p->name,
+                                groups[i], "xyz"[i], d->limits.max_compute_work_group_count[i]);
 
     VkDescriptorBufferInfo info[XT_MAX_BINDINGS];
     VkWriteDescriptorSet writes[XT_MAX_BINDINGS];
@@ -246,7 +246,8 @@ xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint
         VkDescriptorSet set;
         xt_status s = xt_cmd_alloc_set(cmd, p->set_layout, &set, err);
         if (s) return s;
-        for (uint32_t i = 0; i < binding_count; i++) writes[i].dstSet = set;
+        for (uint32_t i = 0; i < binding_count; i++)
+            writes[i].dstSet = set;
         vkUpdateDescriptorSets(ctx->device, binding_count, writes, 0, NULL);
         vkCmdBindDescriptorSets(cmd->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
                                 NULL);

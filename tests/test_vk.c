@@ -25,16 +25,15 @@
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 /* Every test checks that it produced no validation message (creation to destruction). */
-#define VK_TEST(name)                                                                         \
-    static void name##_body(void);                                                            \
-    static void name(void)                                                                    \
-    {                                                                                         \
-        uint32_t before = xt_vk_validation_messages_total();                                 \
-        name##_body();                                                                        \
-        uint32_t after = xt_vk_validation_messages_total();                                  \
-        CHECK_MSG(after == before, "%u validation message(s) during %s", after - before,     \
-                  #name);                                                                     \
-    }                                                                                         \
+#define VK_TEST(name)                                                                              \
+    static void name##_body(void);                                                                 \
+    static void name(void)                                                                         \
+    {                                                                                              \
+        uint32_t before = xt_vk_validation_messages_total();                                       \
+        name##_body();                                                                             \
+        uint32_t after = xt_vk_validation_messages_total();                                        \
+        CHECK_MSG(after == before, "%u validation message(s) during %s", after - before, #name);   \
+    }                                                                                              \
     static void name##_body(void)
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -73,9 +72,7 @@ static void pin_vulkan_modules(void)
     dl_iterate_phdr(pin_module, NULL);
 }
 #else
-static void pin_vulkan_modules(void)
-{
-}
+static void pin_vulkan_modules(void) {}
 #endif
 
 static xt_vk_context *open_vk(const xt_vk_desc *desc)
@@ -287,9 +284,11 @@ VK_TEST(axpy_should_match_cpu_bit_for_bit_for_odd_sizes_and_two_workgroup_sizes)
     xt_vk_context *vk = open_vk(NULL);
     if (!vk) return;
     static const uint32_t sizes[] = {1, 7, 1000, (1u << 20) + 3};
-    static const uint32_t locals[] = {64, 200}; /* 200: not a power of two nor a subgroup multiple */
+    static const uint32_t locals[] = {64,
+                                      200}; /* 200: not a power of two nor a subgroup multiple */
     for (size_t l = 0; l < 2; l++)
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_axpy(vk, locals[l], sizes[i]);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            check_axpy(vk, locals[l], sizes[i]);
     xt_vk_context_destroy(vk);
 }
 
@@ -319,7 +318,8 @@ VK_TEST(push_constants_should_take_effect_per_dispatch)
     xt_buffer bx = {0}, by = {0};
     xt_cmd *cmd = NULL;
     float ones[16], y[16];
-    for (int i = 0; i < 16; i++) ones[i] = 1.0f;
+    for (int i = 0; i < 16; i++)
+        ones[i] = 1.0f;
     bool ok = !make_axpy(vk, 64, &p, &err) &&
               !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = sizeof ones}, &bx, &err) &&
               !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = sizeof ones}, &by, &err) &&
@@ -352,14 +352,16 @@ static void roundtrip(xt_vk_context *vk, xt_buffer_kind kind, size_t size, size_
     unsigned char *src = malloc(size), *dst = malloc(size);
     CHECK(src && dst);
     if (!src || !dst) goto done;
-    for (size_t i = 0; i < size; i++) src[i] = (unsigned char)rng_u32();
+    for (size_t i = 0; i < size; i++)
+        src[i] = (unsigned char)rng_u32();
     memset(dst, 0xAB, size);
-    bool ok = !xt_buffer_create(vk,
-                                &(xt_buffer_desc){.size_bytes = size + offset + 9, .kind = kind,
-                                                  .label = "roundtrip"},
-                                &b, &err) &&
-              !xt_buffer_upload(vk, &b, offset, src, size, &err) &&
-              !xt_buffer_download(vk, &b, offset, dst, size, &err);
+    bool ok =
+        !xt_buffer_create(
+            vk,
+            &(xt_buffer_desc){.size_bytes = size + offset + 9, .kind = kind, .label = "roundtrip"},
+            &b, &err) &&
+        !xt_buffer_upload(vk, &b, offset, src, size, &err) &&
+        !xt_buffer_download(vk, &b, offset, dst, size, &err);
     CHECK_MSG(ok, "kind %d size %zu offset %zu: %s", (int)kind, size, offset, err.msg);
     CHECK_MSG(!ok || memcmp(src, dst, size) == 0, "kind %d size %zu offset %zu: bytes differ",
               (int)kind, size, offset);
@@ -491,8 +493,10 @@ static void wait_times_out(xt_vk_feature_level level)
     xt_cmd *cmd = NULL;
     fma_push fp = {.n = 64 * 256, .iterations = 4000, .a = 0.5f, .b = 1.0f};
     bool ok = !xt_pipeline_create(vk,
-                                  &(xt_pipeline_desc){.shader = "peak_fma", .spec = &local,
-                                                      .spec_count = 1, .push_bytes = 16,
+                                  &(xt_pipeline_desc){.shader = "peak_fma",
+                                                      .spec = &local,
+                                                      .spec_count = 1,
+                                                      .push_bytes = 16,
                                                       .binding_count = 1},
                                   &p, &err) &&
               !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = 64 * 256 * 4}, &out, &err) &&
@@ -552,8 +556,10 @@ VK_TEST(feature_floor_should_turn_every_optional_feature_off_and_still_compute)
     xt_vk_context *bad = NULL;
     CHECK(xt_vk_context_create(NULL, &bad, &err) == XT_ERR_USAGE && bad == NULL);
     CHECK_MSG(contains(err.msg, "EXPERTRACE_FEATURES"), "%s", err.msg);
-    if (copy) setenv("EXPERTRACE_FEATURES", copy, 1);
-    else unsetenv("EXPERTRACE_FEATURES");
+    if (copy)
+        setenv("EXPERTRACE_FEATURES", copy, 1);
+    else
+        unsetenv("EXPERTRACE_FEATURES");
     free(copy);
 done:
     xt_vk_context_destroy(vk);
@@ -564,8 +570,8 @@ VK_TEST(device_index_out_of_range_should_fail_naming_the_device_count)
 {
     xt_error err = {0};
     xt_vk_context *vk = NULL;
-    xt_status s = xt_vk_context_create(
-        &(xt_vk_desc){.device_index_set = true, .device_index = 99}, &vk, &err);
+    xt_status s = xt_vk_context_create(&(xt_vk_desc){.device_index_set = true, .device_index = 99},
+                                       &vk, &err);
     CHECK(s == XT_ERR_USAGE && vk == NULL);
     CHECK_MSG(contains(err.msg, "99") && contains(err.msg, "out of range") &&
                   contains(err.msg, "found"),
@@ -594,8 +600,10 @@ VK_TEST(device_index_out_of_range_should_fail_naming_the_device_count)
     vk = open_vk(&(xt_vk_desc){.device_index_set = true, .device_index = best});
     if (vk) CHECK(xt_vk_context_info(vk)->index == best);
     xt_vk_context_destroy(vk);
-    if (copy) setenv("EXPERTRACE_DEVICE", copy, 1);
-    else unsetenv("EXPERTRACE_DEVICE");
+    if (copy)
+        setenv("EXPERTRACE_DEVICE", copy, 1);
+    else
+        unsetenv("EXPERTRACE_DEVICE");
     free(copy);
 }
 
@@ -611,14 +619,15 @@ VK_TEST(buffers_beyond_device_limits_should_fail_naming_the_limit)
     uint64_t over = (max_buf && max_buf < max_alloc ? max_buf : max_alloc) + 1;
     CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = over, .label = "huge"}, &b, &err) ==
           XT_ERR_RANGE);
-    CHECK_MSG(contains(err.msg, "huge") &&
-                  (contains(err.msg, "maxMemoryAllocationSize") || contains(err.msg, "maxBufferSize")),
+    CHECK_MSG(contains(err.msg, "huge") && (contains(err.msg, "maxMemoryAllocationSize") ||
+                                            contains(err.msg, "maxBufferSize")),
               "%s", err.msg);
     CHECK(b.buffer == VK_NULL_HANDLE && b.memory == VK_NULL_HANDLE);
     if (max_buf && max_buf < UINT64_MAX) {
         CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = max_buf + 1}, &b, &err) ==
               XT_ERR_RANGE);
-        CHECK_MSG(contains(err.msg, "maxBufferSize") || contains(err.msg, "maxMemoryAllocationSize"),
+        CHECK_MSG(contains(err.msg, "maxBufferSize") ||
+                      contains(err.msg, "maxMemoryAllocationSize"),
                   "%s", err.msg);
     }
     CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = 0}, &b, &err) == XT_ERR_RANGE);
@@ -637,11 +646,12 @@ VK_TEST(pipelines_and_dispatch_should_reject_what_breaks_the_contract)
     CHECK_MSG(contains(err.msg, "no_such_shader"), "%s", err.msg);
     CHECK(xt_pipeline_create(vk, &(xt_pipeline_desc){.shader = "axpy", .binding_count = 9}, &bad,
                              &err) == XT_ERR_RANGE);
-    CHECK(xt_pipeline_create(vk,
-                             &(xt_pipeline_desc){.shader = "axpy",
-                                                 .push_bytes = d->limits.max_push_constants_size + 4,
-                                                 .binding_count = 2},
-                             &bad, &err) == XT_ERR_RANGE);
+    CHECK(
+        xt_pipeline_create(vk,
+                           &(xt_pipeline_desc){.shader = "axpy",
+                                               .push_bytes = d->limits.max_push_constants_size + 4,
+                                               .binding_count = 2},
+                           &bad, &err) == XT_ERR_RANGE);
     CHECK_MSG(contains(err.msg, "maxPushConstantsSize"), "%s", err.msg);
     CHECK(bad.pipeline == VK_NULL_HANDLE);
 
@@ -660,7 +670,8 @@ VK_TEST(pipelines_and_dispatch_should_reject_what_breaks_the_contract)
         CHECK(xt_dispatch(cmd, &p, 1, 1, 1, &push, 8, two, 1, &err) == XT_ERR_USAGE);
         CHECK(xt_dispatch(cmd, &p, 1, 1, 1, NULL, 8, two, 2, &err) == XT_ERR_USAGE);
         CHECK(xt_dispatch(cmd, &p, d->limits.max_compute_work_group_count[0] + 1u, 1, 1, &push, 8,
-                          two, 2, &err) == XT_ERR_RANGE || d->limits.max_compute_work_group_count[0] == UINT32_MAX);
+                          two, 2, &err) == XT_ERR_RANGE ||
+              d->limits.max_compute_work_group_count[0] == UINT32_MAX);
         xt_binding past[2] = {{.buffer = &small}, {.buffer = &small, .range_bytes = 8192}};
         CHECK(xt_dispatch(cmd, &p, 1, 1, 1, &push, 8, past, 2, &err) == XT_ERR_RANGE);
         uint64_t align = d->limits.min_storage_buffer_offset_alignment;
@@ -694,7 +705,6 @@ VK_TEST(pipelines_and_dispatch_should_reject_what_breaks_the_contract)
     xt_vk_context_destroy(vk);
 }
 
-
 VK_TEST(peak_kernels_should_compute_known_values_and_report_peaks)
 {
     xt_vk_context *vk = open_vk(NULL);
@@ -710,13 +720,17 @@ VK_TEST(peak_kernels_should_compute_known_values_and_report_peaks)
     CHECK(in && back);
     bool ok = in && back &&
               !xt_pipeline_create(vk,
-                                  &(xt_pipeline_desc){.shader = "peak_fma", .spec = &local,
-                                                      .spec_count = 1, .push_bytes = 16,
+                                  &(xt_pipeline_desc){.shader = "peak_fma",
+                                                      .spec = &local,
+                                                      .spec_count = 1,
+                                                      .push_bytes = 16,
                                                       .binding_count = 1},
                                   &fma, &err) &&
               !xt_pipeline_create(vk,
-                                  &(xt_pipeline_desc){.shader = "peak_copy", .spec = &local,
-                                                      .spec_count = 1, .push_bytes = 4,
+                                  &(xt_pipeline_desc){.shader = "peak_copy",
+                                                      .spec = &local,
+                                                      .spec_count = 1,
+                                                      .push_bytes = 4,
                                                       .binding_count = 2},
                                   &copy, &err) &&
               !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = N * 4}, &out, &err) &&
@@ -724,7 +738,8 @@ VK_TEST(peak_kernels_should_compute_known_values_and_report_peaks)
               !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = WORDS * 16}, &dst, &err) &&
               !xt_cmd_create(vk, &cmd, &err);
     if (ok) {
-        for (int i = 0; i < WORDS * 4; i++) in[i] = rng_u32();
+        for (int i = 0; i < WORDS * 4; i++)
+            in[i] = rng_u32();
         fma_push fp = {.n = N - 3, .iterations = 3, .a = 0.5f, .b = 1.0f};
         uint32_t words = WORDS;
         ok = !xt_buffer_upload(vk, &src, 0, in, WORDS * 16, &err) && !xt_cmd_begin(cmd, &err) &&
@@ -743,9 +758,11 @@ VK_TEST(peak_kernels_should_compute_known_values_and_report_peaks)
         for (int i = 0; i < N - 3; i++) {
             float x[8];
             x[0] = (float)(i % 256) * 0.001f;
-            for (int c = 1; c < 8; c++) x[c] = x[0] + 0.125f * (float)c;
+            for (int c = 1; c < 8; c++)
+                x[c] = x[0] + 0.125f * (float)c;
             for (int k = 0; k < 3 * 4; k++)
-                for (int c = 0; c < 8; c++) x[c] = x[c] * 0.5f + 1.0f;
+                for (int c = 0; c < 8; c++)
+                    x[c] = x[c] * 0.5f + 1.0f;
             float want = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
             if (fabsf(got[i] - want) > 1e-5f * fabsf(want)) {
                 CHECK_MSG(0, "peak_fma result[%d] = %.9g, want %.9g", i, got[i], want);
@@ -764,8 +781,8 @@ VK_TEST(peak_kernels_should_compute_known_values_and_report_peaks)
 
     xt_peak peak;
     xt_status s = xt_vk_measure_peak(
-        vk, &(xt_peak_desc){.fma_groups = 16, .fma_iterations = 64, .copy_bytes = 1 << 20},
-        &peak, &err);
+        vk, &(xt_peak_desc){.fma_groups = 16, .fma_iterations = 64, .copy_bytes = 1 << 20}, &peak,
+        &err);
     if (xt_vk_context_info(vk)->timestamps.valid_bits == 0) {
         CHECK(s == XT_ERR_UNSUPPORTED);
     } else {
@@ -789,20 +806,23 @@ static void check_subgroup_sum(xt_vk_context *vk, uint32_t local_size, uint32_t 
     uint32_t groups = (n + local_size - 1) / local_size;
     uint32_t *x = malloc((size_t)n * 4), *sums = malloc((size_t)groups * 4), sg = 0;
     CHECK(x && sums);
-    bool ok = x && sums &&
-              !xt_pipeline_create(vk,
-                                  &(xt_pipeline_desc){.shader = "subgroup_sum", .spec = &spec,
-                                                      .spec_count = 1, .push_bytes = 4,
-                                                      .binding_count = 3,
-                                                      .subgroup_size = subgroup_size},
-                                  &p, &err) &&
-              !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = (size_t)n * 4}, &bx, &err) &&
-              !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = (size_t)groups * 4}, &bs,
-                                &err) &&
-              !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = 4}, &bi, &err) &&
-              !xt_cmd_create(vk, &cmd, &err);
+    bool ok =
+        x && sums &&
+        !xt_pipeline_create(vk,
+                            &(xt_pipeline_desc){.shader = "subgroup_sum",
+                                                .spec = &spec,
+                                                .spec_count = 1,
+                                                .push_bytes = 4,
+                                                .binding_count = 3,
+                                                .subgroup_size = subgroup_size},
+                            &p, &err) &&
+        !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = (size_t)n * 4}, &bx, &err) &&
+        !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = (size_t)groups * 4}, &bs, &err) &&
+        !xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = 4}, &bi, &err) &&
+        !xt_cmd_create(vk, &cmd, &err);
     if (ok) {
-        for (uint32_t i = 0; i < n; i++) x[i] = rng_u32() % 100000u;
+        for (uint32_t i = 0; i < n; i++)
+            x[i] = rng_u32() % 100000u;
         ok = !xt_buffer_upload(vk, &bx, 0, x, (size_t)n * 4, &err) && !xt_cmd_begin(cmd, &err) &&
              !xt_dispatch(cmd, &p, groups, 1, 1, &n, 4,
                           (xt_binding[]){{.buffer = &bx}, {.buffer = &bs}, {.buffer = &bi}}, 3,
@@ -815,7 +835,8 @@ static void check_subgroup_sum(xt_vk_context *vk, uint32_t local_size, uint32_t 
     if (ok) {
         for (uint32_t g = 0; g < groups; g++) {
             uint32_t want = 0;
-            for (uint32_t i = g * local_size; i < n && i < (g + 1) * local_size; i++) want += x[i];
+            for (uint32_t i = g * local_size; i < n && i < (g + 1) * local_size; i++)
+                want += x[i];
             if (sums[g] != want) {
                 CHECK_MSG(0, "local=%u n=%u: sums[%u] = %u, want %u", local_size, n, g, sums[g],
                           want);
@@ -862,8 +883,10 @@ VK_TEST(subgroup_sum_should_match_cpu_where_subgroup_arithmetic_is_enabled)
     xt_pipeline p = {0};
     xt_spec_constant spec = {.id = 0, .value = 64};
     CHECK(xt_pipeline_create(vk,
-                             &(xt_pipeline_desc){.shader = "subgroup_sum", .spec = &spec,
-                                                 .spec_count = 1, .push_bytes = 4,
+                             &(xt_pipeline_desc){.shader = "subgroup_sum",
+                                                 .spec = &spec,
+                                                 .spec_count = 1,
+                                                 .push_bytes = 4,
                                                  .binding_count = 3,
                                                  .subgroup_size = size},
                              &p, &err) == XT_OK);

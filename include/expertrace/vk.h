@@ -47,12 +47,12 @@ typedef enum xt_vk_feature_level {
 } xt_vk_feature_level;
 
 typedef struct xt_vk_desc {
-    bool device_index_set;     /* false: EXPERTRACE_DEVICE, else the best usable device */
-    uint32_t device_index;     /* index into the instance's device list when device_index_set */
+    bool device_index_set; /* false: EXPERTRACE_DEVICE, else the best usable device */
+    uint32_t device_index; /* index into the instance's device list when device_index_set */
     xt_vk_validation validation;
     xt_vk_feature_level features;
-    uint64_t timeout_ns;       /* how long a wait for the GPU may take; 0: 60 s */
-    uint64_t staging_bytes;    /* size of the staging buffer for uploads/downloads; 0: 64 MiB */
+    uint64_t timeout_ns;    /* how long a wait for the GPU may take; 0: 60 s */
+    uint64_t staging_bytes; /* size of the staging buffer for uploads/downloads; 0: 64 MiB */
 } xt_vk_desc;
 
 /* ---- what a device offers ------------------------------------------------------------------ */
@@ -64,13 +64,13 @@ typedef struct xt_vk_features {
     bool shader_int8;
     bool shader_int16;
     bool shader_int64;
-    bool storage_buffer_8bit;                /* storageBuffer8BitAccess */
-    bool uniform_and_storage_buffer_8bit;    /* uniformAndStorageBuffer8BitAccess */
+    bool storage_buffer_8bit;             /* storageBuffer8BitAccess */
+    bool uniform_and_storage_buffer_8bit; /* uniformAndStorageBuffer8BitAccess */
     bool storage_push_constant_8bit;
-    bool storage_buffer_16bit;               /* storageBuffer16BitAccess */
+    bool storage_buffer_16bit; /* storageBuffer16BitAccess */
     bool uniform_and_storage_buffer_16bit;
     bool storage_push_constant_16bit;
-    bool timeline_semaphore;                 /* else: one fence per command buffer */
+    bool timeline_semaphore; /* else: one fence per command buffer */
     bool buffer_device_address;
     bool scalar_block_layout;
     bool vulkan_memory_model;
@@ -78,10 +78,10 @@ typedef struct xt_vk_features {
     bool subgroup_size_control;
     bool compute_full_subgroups;
     bool maintenance4;
-    bool integer_dot_product;                /* VK_KHR_shader_integer_dot_product or 1.3 */
-    bool subgroup_arithmetic;                /* subgroupAdd & co. in compute shaders */
-    bool cooperative_matrix;                 /* extension present (KHR or NV); never enabled yet */
-    bool uma;                                /* device-local memory mapped directly, no staging */
+    bool integer_dot_product; /* VK_KHR_shader_integer_dot_product or 1.3 */
+    bool subgroup_arithmetic; /* subgroupAdd & co. in compute shaders */
+    bool cooperative_matrix;  /* extension present (KHR or NV); never enabled yet */
+    bool uma;                 /* device-local memory mapped directly, no staging */
 } xt_vk_features;
 
 typedef struct xt_vk_memory_heap {
@@ -96,33 +96,33 @@ typedef struct xt_vk_memory_type {
 
 /* Everything we detect about one physical device, filled by one function. */
 typedef struct xt_vk_device_info {
-    uint32_t index;                /* position in the instance's device list */
-    bool usable;                   /* Vulkan 1.2+ and a compute queue */
-    char unusable_reason[128];     /* why not, when !usable */
+    uint32_t index;            /* position in the instance's device list */
+    bool usable;               /* Vulkan 1.2+ and a compute queue */
+    char unusable_reason[128]; /* why not, when !usable */
     char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
     VkPhysicalDeviceType type;
-    uint32_t api_version;          /* what the device reports (VK_MAKE_API_VERSION packing) */
+    uint32_t api_version;           /* what the device reports (VK_MAKE_API_VERSION packing) */
     uint32_t effective_api_version; /* min(device, instance): what we may use */
-    uint32_t driver_version;       /* raw, vendor-specific packing; see driver_version_string */
+    uint32_t driver_version;        /* raw, vendor-specific packing; see driver_version_string */
     char driver_version_string[32];
     uint32_t vendor_id;
     uint32_t device_id;
-    VkDriverId driver_id;          /* 0 when the driver does not report it */
+    VkDriverId driver_id; /* 0 when the driver does not report it */
     char driver_name[VK_MAX_DRIVER_NAME_SIZE];
     char driver_info[VK_MAX_DRIVER_INFO_SIZE];
-    uint32_t queue_family;         /* the compute queue family we use; UINT32_MAX when none */
-    bool portability_subset;       /* VK_KHR_portability_subset offered (MoltenVK) */
-    bool cooperative_matrix_khr;   /* VK_KHR_cooperative_matrix offered */
-    bool cooperative_matrix_nv;    /* VK_NV_cooperative_matrix offered */
+    uint32_t queue_family;       /* the compute queue family we use; UINT32_MAX when none */
+    bool portability_subset;     /* VK_KHR_portability_subset offered (MoltenVK) */
+    bool cooperative_matrix_khr; /* VK_KHR_cooperative_matrix offered */
+    bool cooperative_matrix_nv;  /* VK_NV_cooperative_matrix offered */
 
-    xt_vk_features supported;      /* what the device offers */
-    xt_vk_features enabled;        /* what this run uses (policy applied) */
+    xt_vk_features supported; /* what the device offers */
+    xt_vk_features enabled;   /* what this run uses (policy applied) */
 
     struct {
-        uint32_t size;                        /* default subgroup size */
+        uint32_t size; /* default subgroup size */
         VkShaderStageFlags supported_stages;
         VkSubgroupFeatureFlags supported_operations;
-        uint32_t min_size, max_size;          /* subgroup size control; 0 when unavailable */
+        uint32_t min_size, max_size; /* subgroup size control; 0 when unavailable */
         VkShaderStageFlags required_size_stages;
         uint32_t max_compute_workgroup_subgroups;
     } subgroup;
@@ -131,22 +131,22 @@ typedef struct xt_vk_device_info {
         bool packed_4x8_signed_accelerated;   /* dot4I8Packed */
         bool packed_4x8_unsigned_accelerated; /* dot4U8Packed */
         bool packed_4x8_mixed_accelerated;
-        bool bit8_signed_accelerated;         /* i8vec4 dot */
+        bool bit8_signed_accelerated; /* i8vec4 dot */
         bool bit8_unsigned_accelerated;
         bool bit16_signed_accelerated;
         bool accumulating_saturating_4x8_packed_signed_accelerated;
     } integer_dot;
 
     struct {
-        bool compute_and_graphics;   /* timestampComputeAndGraphics */
-        float period_ns;             /* nanoseconds per tick */
-        uint32_t valid_bits;         /* of our queue family; 0: no timestamps there */
+        bool compute_and_graphics; /* timestampComputeAndGraphics */
+        float period_ns;           /* nanoseconds per tick */
+        uint32_t valid_bits;       /* of our queue family; 0: no timestamps there */
     } timestamps;
 
     struct {
-        uint64_t max_storage_buffer_range;    /* bytes one storage binding may cover */
+        uint64_t max_storage_buffer_range; /* bytes one storage binding may cover */
         uint64_t max_memory_allocation_size;
-        uint64_t max_buffer_size;             /* maintenance4; 0 when not reported */
+        uint64_t max_buffer_size; /* maintenance4; 0 when not reported */
         uint32_t max_compute_work_group_count[3];
         uint32_t max_compute_work_group_size[3];
         uint32_t max_compute_work_group_invocations;
@@ -161,7 +161,7 @@ typedef struct xt_vk_device_info {
     xt_vk_memory_heap heaps[VK_MAX_MEMORY_HEAPS];
     uint32_t type_count;
     xt_vk_memory_type types[VK_MAX_MEMORY_TYPES];
-    VkDeviceSize device_local_bytes;  /* the largest device-local heap */
+    VkDeviceSize device_local_bytes; /* the largest device-local heap */
 } xt_vk_device_info;
 
 /* Short names for reports: "discrete", "integrated", "virtual", "cpu", "other". */
@@ -198,8 +198,8 @@ uint32_t xt_vk_validation_messages_total(void);
  * device (discrete > integrated > virtual > cpu; ties: more device-local memory). An index out
  * of range is XT_ERR_USAGE naming the device count; an unusable device is XT_ERR_UNSUPPORTED
  * saying why. */
-xt_status xt_vk_instance_select(const xt_vk_instance *inst, const xt_vk_desc *desc,
-                                uint32_t *index, xt_error *err);
+xt_status xt_vk_instance_select(const xt_vk_instance *inst, const xt_vk_desc *desc, uint32_t *index,
+                                xt_error *err);
 
 /* ---- context: instance + logical device + compute queue ------------------------------------ */
 
@@ -231,18 +231,18 @@ typedef enum xt_buffer_kind {
 typedef struct xt_buffer_desc {
     VkDeviceSize size_bytes; /* > 0 */
     xt_buffer_kind kind;
-    const char *label;       /* for error messages; NULL: "buffer" */
+    const char *label; /* for error messages; NULL: "buffer" */
 } xt_buffer_desc;
 
 typedef struct xt_buffer {
     VkBuffer buffer;
     VkDeviceMemory memory;
-    void *mapped;            /* host pointer to byte 0 when host-visible, else NULL */
-    VkDeviceSize size_bytes; /* as requested */
+    void *mapped;             /* host pointer to byte 0 when host-visible, else NULL */
+    VkDeviceSize size_bytes;  /* as requested */
     VkDeviceSize alloc_bytes; /* the allocation (>= size_bytes) */
     xt_buffer_kind kind;
     uint32_t memory_type;
-    bool coherent;           /* HOST_COHERENT: no flush/invalidate needed */
+    bool coherent; /* HOST_COHERENT: no flush/invalidate needed */
 } xt_buffer;
 
 /* Sizes above maxBufferSize or maxMemoryAllocationSize are XT_ERR_RANGE naming the limit (large
@@ -255,8 +255,8 @@ void xt_buffer_destroy(xt_vk_context *ctx, xt_buffer *buf);
 
 /* Host -> buf[offset, offset + size_bytes): a memcpy when mapped (flushed when non-coherent),
  * otherwise through the context's staging buffer; returns after the copy completed. */
-xt_status xt_buffer_upload(xt_vk_context *ctx, xt_buffer *dst, VkDeviceSize offset,
-                           const void *src, size_t size_bytes, xt_error *err);
+xt_status xt_buffer_upload(xt_vk_context *ctx, xt_buffer *dst, VkDeviceSize offset, const void *src,
+                           size_t size_bytes, xt_error *err);
 /* buf[offset, offset + size_bytes) -> host; the GPU work that wrote it must have completed
  * (xt_cmd_wait). */
 xt_status xt_buffer_download(xt_vk_context *ctx, const xt_buffer *src, VkDeviceSize offset,
@@ -264,7 +264,7 @@ xt_status xt_buffer_download(xt_vk_context *ctx, const xt_buffer *src, VkDeviceS
 
 /* ---- compute pipelines --------------------------------------------------------------------- */
 
-#define XT_MAX_BINDINGS 8      /* storage buffers per pipeline (DESIGN.md §7) */
+#define XT_MAX_BINDINGS 8 /* storage buffers per pipeline (DESIGN.md §7) */
 #define XT_MAX_SPEC_CONSTANTS 16
 
 typedef struct xt_spec_constant {
@@ -273,12 +273,12 @@ typedef struct xt_spec_constant {
 } xt_spec_constant;
 
 typedef struct xt_pipeline_desc {
-    const char *shader;              /* embedded module name: shaders/<name>.comp */
-    const xt_spec_constant *spec;    /* spec_count entries */
+    const char *shader;           /* embedded module name: shaders/<name>.comp */
+    const xt_spec_constant *spec; /* spec_count entries */
     uint32_t spec_count;
-    uint32_t push_bytes;             /* push-constant block size; multiple of 4 */
-    uint32_t binding_count;          /* storage buffers at set 0, bindings 0..n-1; <= 8 */
-    uint32_t subgroup_size;          /* 0: the driver's; else requested where granted */
+    uint32_t push_bytes;    /* push-constant block size; multiple of 4 */
+    uint32_t binding_count; /* storage buffers at set 0, bindings 0..n-1; <= 8 */
+    uint32_t subgroup_size; /* 0: the driver's; else requested where granted */
 } xt_pipeline_desc;
 
 typedef struct xt_pipeline {
@@ -287,7 +287,7 @@ typedef struct xt_pipeline {
     VkDescriptorSetLayout set_layout;
     uint32_t push_bytes;
     uint32_t binding_count;
-    uint32_t subgroup_size;          /* the required size when granted, else 0 */
+    uint32_t subgroup_size; /* the required size when granted, else 0 */
     char name[64];
 } xt_pipeline;
 
@@ -370,16 +370,16 @@ xt_status xt_timer_elapsed_ns(xt_timer *t, uint32_t slot_begin, uint32_t slot_en
 /* ---- measured peaks ------------------------------------------------------------------------ */
 
 typedef struct xt_peak_desc {
-    uint32_t fma_groups;       /* workgroups of 256 for peak_fma; 0: 8 per compute unit guess */
-    uint32_t fma_iterations;   /* loop trips per invocation (32 FMAs each); 0: 4096 */
-    uint64_t copy_bytes;       /* bytes copied by peak_copy; 0: min(256 MiB, range limit) */
-    uint32_t repeats;          /* best of; 0: 3 */
+    uint32_t fma_groups;     /* workgroups of 256 for peak_fma; 0: 8 per compute unit guess */
+    uint32_t fma_iterations; /* loop trips per invocation (32 FMAs each); 0: 4096 */
+    uint64_t copy_bytes;     /* bytes copied by peak_copy; 0: min(256 MiB, range limit) */
+    uint32_t repeats;        /* best of; 0: 3 */
 } xt_peak_desc;
 
 typedef struct xt_peak {
-    double flops_per_s;        /* fp32 FMA, counted as 2 FLOP */
-    double bytes_per_s;        /* read + written */
-    double fma_ns, copy_ns;    /* best single run */
+    double flops_per_s;     /* fp32 FMA, counted as 2 FLOP */
+    double bytes_per_s;     /* read + written */
+    double fma_ns, copy_ns; /* best single run */
 } xt_peak;
 
 /* Runs peak_fma and peak_copy with GPU timestamps. XT_ERR_UNSUPPORTED without timestamps. */

@@ -17,16 +17,15 @@ static const char *const verb_name = "devices";
 
 static void print_help(FILE *f)
 {
-    fprintf(f,
-            "usage: expertrace devices [--json] [--device N] [--peak]\n\n"
-            "Lists every Vulkan device with its limits and the features expertrace uses\n"
-            "(supported by the device / enabled for this run).\n\n"
-            "  --json       machine-readable output on stdout\n"
-            "  --device N   mark device N as the one a run would use (default: the best)\n"
-            "  --peak       also measure peak FP32 FLOP/s and copy bytes/s on that device\n"
-            "  --help       this text\n\n"
-            "environment: EXPERTRACE_DEVICE=N, EXPERTRACE_FEATURES=min|all,\n"
-            "             EXPERTRACE_VALIDATION=1\n");
+    fprintf(f, "usage: expertrace devices [--json] [--device N] [--peak]\n\n"
+               "Lists every Vulkan device with its limits and the features expertrace uses\n"
+               "(supported by the device / enabled for this run).\n\n"
+               "  --json       machine-readable output on stdout\n"
+               "  --device N   mark device N as the one a run would use (default: the best)\n"
+               "  --peak       also measure peak FP32 FLOP/s and copy bytes/s on that device\n"
+               "  --help       this text\n\n"
+               "environment: EXPERTRACE_DEVICE=N, EXPERTRACE_FEATURES=min|all,\n"
+               "             EXPERTRACE_VALIDATION=1\n");
 }
 
 /* ---- tables shared by the text and JSON output ------------------------------------------- */
@@ -148,8 +147,10 @@ static const char *bytes_string(uint64_t bytes, char *buf, size_t n)
         v /= 1024.0;
         u++;
     }
-    if (u == 0) snprintf(buf, n, "%llu B", (unsigned long long)bytes);
-    else snprintf(buf, n, "%.1f %s", v, unit[u]);
+    if (u == 0)
+        snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, n, "%.1f %s", v, unit[u]);
     return buf;
 }
 
@@ -175,8 +176,11 @@ static void print_summary_line(const xt_vk_device_info *d, bool is_default)
 {
     char v[16], m[32];
     printf("%c %-2u %-40s %-10s Vulkan %-9s %-12s %s device-local\n",
-           is_default ? '*' : d->usable ? ' ' : '!', d->index, d->name,
-           xt_vk_device_type_name(d->type), xt_vk_version_string(d->api_version, v, sizeof v),
+           is_default  ? '*'
+           : d->usable ? ' '
+                       : '!',
+           d->index, d->name, xt_vk_device_type_name(d->type),
+           xt_vk_version_string(d->api_version, v, sizeof v),
            d->driver_name[0] ? d->driver_name : "?",
            bytes_string(d->device_local_bytes, m, sizeof m));
 }
@@ -186,7 +190,9 @@ static void print_device(const xt_vk_device_info *d, bool is_default, bool floor
 {
     char a[32], b[32], s[256];
     printf("\ndevice %u: %s%s\n", d->index, d->name,
-           is_default ? "  [default]" : d->usable ? "" : "  [unusable]");
+           is_default  ? "  [default]"
+           : d->usable ? ""
+                       : "  [unusable]");
     if (!d->usable) printf("  %-40s %s\n", "unusable because", d->unusable_reason);
     printf("  %-40s %s\n", "type", xt_vk_device_type_name(d->type));
     printf("  %-40s 0x%04x / 0x%04x\n", "vendor / device id", d->vendor_id, d->device_id);
@@ -203,8 +209,10 @@ static void print_device(const xt_vk_device_info *d, bool is_default, bool floor
     printf("  limits\n");
     row_bytes("maxStorageBufferRange", d->limits.max_storage_buffer_range);
     row_bytes("maxMemoryAllocationSize", d->limits.max_memory_allocation_size);
-    if (d->limits.max_buffer_size) row_bytes("maxBufferSize", d->limits.max_buffer_size);
-    else printf("    %-38s not reported (no maintenance4)\n", "maxBufferSize");
+    if (d->limits.max_buffer_size)
+        row_bytes("maxBufferSize", d->limits.max_buffer_size);
+    else
+        printf("    %-38s not reported (no maintenance4)\n", "maxBufferSize");
     row_u32x3("maxComputeWorkGroupCount", d->limits.max_compute_work_group_count);
     row_u32x3("maxComputeWorkGroupSize", d->limits.max_compute_work_group_size);
     row_u64("maxComputeWorkGroupInvocations", d->limits.max_compute_work_group_invocations);
@@ -232,14 +240,16 @@ static void print_device(const xt_vk_device_info *d, bool is_default, bool floor
     }
 
     printf("  timestamps\n");
-    printf("    %-38s %s\n", "timestampComputeAndGraphics", yes(d->timestamps.compute_and_graphics));
+    printf("    %-38s %s\n", "timestampComputeAndGraphics",
+           yes(d->timestamps.compute_and_graphics));
     printf("    %-38s %g ns\n", "timestampPeriod", (double)d->timestamps.period_ns);
     printf("    %-38s %u%s\n", "timestampValidBits (compute queue)", d->timestamps.valid_bits,
            d->timestamps.valid_bits ? "" : " (no GPU timing)");
 
     if (d->supported.integer_dot_product) {
         printf("  integer dot product, accelerated\n");
-        printf("    %-38s %s\n", "4x8BitPackedSigned", yes(d->integer_dot.packed_4x8_signed_accelerated));
+        printf("    %-38s %s\n", "4x8BitPackedSigned",
+               yes(d->integer_dot.packed_4x8_signed_accelerated));
         printf("    %-38s %s\n", "4x8BitPackedUnsigned",
                yes(d->integer_dot.packed_4x8_unsigned_accelerated));
         printf("    %-38s %s\n", "4x8BitPackedMixedSignedness",
@@ -288,7 +298,8 @@ static void add_u64(cJSON *o, const char *name, uint64_t v)
 static cJSON *u32x3(const uint32_t v[3])
 {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < 3; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
+    for (int i = 0; i < 3; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
     return a;
 }
 
@@ -311,8 +322,10 @@ static cJSON *device_json(const xt_vk_device_info *d, bool is_default, const xt_
     cJSON_AddStringToObject(o, "driver_name", d->driver_name);
     cJSON_AddStringToObject(o, "driver_info", d->driver_info);
     cJSON_AddStringToObject(o, "driver_version", d->driver_version_string);
-    if (d->queue_family != UINT32_MAX) cJSON_AddNumberToObject(o, "queue_family", d->queue_family);
-    else cJSON_AddNullToObject(o, "queue_family");
+    if (d->queue_family != UINT32_MAX)
+        cJSON_AddNumberToObject(o, "queue_family", d->queue_family);
+    else
+        cJSON_AddNullToObject(o, "queue_family");
     cJSON_AddBoolToObject(o, "portability_subset", d->portability_subset);
     cJSON_AddBoolToObject(o, "cooperative_matrix_khr", d->cooperative_matrix_khr);
     cJSON_AddBoolToObject(o, "cooperative_matrix_nv", d->cooperative_matrix_nv);
@@ -320,11 +333,14 @@ static cJSON *device_json(const xt_vk_device_info *d, bool is_default, const xt_
     cJSON *l = cJSON_AddObjectToObject(o, "limits");
     add_u64(l, "maxStorageBufferRange", d->limits.max_storage_buffer_range);
     add_u64(l, "maxMemoryAllocationSize", d->limits.max_memory_allocation_size);
-    if (d->limits.max_buffer_size) add_u64(l, "maxBufferSize", d->limits.max_buffer_size);
-    else cJSON_AddNullToObject(l, "maxBufferSize");
+    if (d->limits.max_buffer_size)
+        add_u64(l, "maxBufferSize", d->limits.max_buffer_size);
+    else
+        cJSON_AddNullToObject(l, "maxBufferSize");
     cJSON_AddItemToObject(l, "maxComputeWorkGroupCount",
                           u32x3(d->limits.max_compute_work_group_count));
-    cJSON_AddItemToObject(l, "maxComputeWorkGroupSize", u32x3(d->limits.max_compute_work_group_size));
+    cJSON_AddItemToObject(l, "maxComputeWorkGroupSize",
+                          u32x3(d->limits.max_compute_work_group_size));
     add_u64(l, "maxComputeWorkGroupInvocations", d->limits.max_compute_work_group_invocations);
     add_u64(l, "maxComputeSharedMemorySize", d->limits.max_compute_shared_memory_size);
     add_u64(l, "maxPushConstantsSize", d->limits.max_push_constants_size);
@@ -351,7 +367,8 @@ static cJSON *device_json(const xt_vk_device_info *d, bool is_default, const xt_
 
     cJSON *id = cJSON_AddObjectToObject(o, "integer_dot_product_accelerated");
     cJSON_AddBoolToObject(id, "4x8BitPackedSigned", d->integer_dot.packed_4x8_signed_accelerated);
-    cJSON_AddBoolToObject(id, "4x8BitPackedUnsigned", d->integer_dot.packed_4x8_unsigned_accelerated);
+    cJSON_AddBoolToObject(id, "4x8BitPackedUnsigned",
+                          d->integer_dot.packed_4x8_unsigned_accelerated);
     cJSON_AddBoolToObject(id, "4x8BitPackedMixedSignedness",
                           d->integer_dot.packed_4x8_mixed_accelerated);
     cJSON_AddBoolToObject(id, "8BitSigned", d->integer_dot.bit8_signed_accelerated);
@@ -461,12 +478,14 @@ int xt_cmd_devices(int argc, char **argv)
     if (json) {
         cJSON *root = cJSON_CreateObject();
         cJSON *ji = cJSON_AddObjectToObject(root, "instance");
-        cJSON_AddStringToObject(ji, "api_version",
-                                xt_vk_version_string(xt_vk_instance_api_version(inst), v, sizeof v));
+        cJSON_AddStringToObject(
+            ji, "api_version", xt_vk_version_string(xt_vk_instance_api_version(inst), v, sizeof v));
         cJSON_AddBoolToObject(ji, "validation", xt_vk_instance_validation_active(inst));
         cJSON_AddStringToObject(ji, "features", floor ? "min" : "all");
-        if (chosen != UINT32_MAX) cJSON_AddNumberToObject(root, "default_device", chosen);
-        else cJSON_AddNullToObject(root, "default_device");
+        if (chosen != UINT32_MAX)
+            cJSON_AddNumberToObject(root, "default_device", chosen);
+        else
+            cJSON_AddNullToObject(root, "default_device");
         cJSON *devs = cJSON_AddArrayToObject(root, "devices");
         for (uint32_t i = 0; i < n; i++)
             cJSON_AddItemToArray(devs, device_json(xt_vk_instance_device(inst, i), i == chosen,
