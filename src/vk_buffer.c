@@ -97,9 +97,9 @@ xt_status xt_buffer_create(xt_vk_context *ctx, const xt_buffer_desc *desc, xt_bu
                                 NULL, &out->buffer);
     if (r != VK_SUCCESS) {
         out->buffer = VK_NULL_HANDLE;
-        xt_vk_fail(r, err, "vkCreateBuffer");
+        xt_status fs = xt_vk_fail(r, err, "vkCreateBuffer");
         xt_error_prefix(err, "buffer '%s' (%llu bytes)", label, (unsigned long long)size);
-        return err ? err->status : XT_ERR_DEVICE;
+        return fs;
     }
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, out->buffer, &req);

@@ -128,9 +128,9 @@ static xt_status create_device(xt_vk_context *ctx, xt_error *err)
     VkResult r = vkCreateDevice(phys->handle, &ci, NULL, &ctx->device);
     if (r != VK_SUCCESS) {
         ctx->device = VK_NULL_HANDLE;
-        xt_vk_fail(r, err, "vkCreateDevice");
+        xt_status s = xt_vk_fail(r, err, "vkCreateDevice");
         xt_error_prefix(err, "device %u (%s)", ctx->info.index, ctx->info.name);
-        return err ? err->status : XT_ERR_DEVICE;
+        return s;
     }
     vkGetDeviceQueue(ctx->device, ctx->info.queue_family, 0, &ctx->queue);
     return XT_OK;

@@ -254,7 +254,8 @@ xt_status xt_buffer_create(xt_vk_context *ctx, const xt_buffer_desc *desc, xt_bu
 void xt_buffer_destroy(xt_vk_context *ctx, xt_buffer *buf);
 
 /* Host -> buf[offset, offset + size_bytes): a memcpy when mapped (flushed when non-coherent),
- * otherwise through the context's staging buffer; returns after the copy completed. */
+ * otherwise through the context's staging buffer; returns after the copy completed. The GPU must
+ * not be using that range (mapped buffers are written immediately). */
 xt_status xt_buffer_upload(xt_vk_context *ctx, xt_buffer *dst, VkDeviceSize offset, const void *src,
                            size_t size_bytes, xt_error *err);
 /* buf[offset, offset + size_bytes) -> host; the GPU work that wrote it must have completed
