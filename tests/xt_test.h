@@ -44,6 +44,25 @@ static int xt_test_passed, xt_test_failed, xt_test_case_failed;
         }                                                                                  \
     } while (0)
 
+/* Normalised mean squared error of a against the reference b, as llama.cpp's test-backend-ops
+ * judges ops: sum (a-b)^2 / sum b^2 (0 when both are all zero). Non-finite values give INFINITY
+ * unless they are identical in both. */
+static inline double xt_nmse(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) {
+            if (memcmp(&a[i], &b[i], sizeof a[i])) return INFINITY;
+            continue;
+        }
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (den == 0) return num == 0 ? 0 : INFINITY;
+    return num / den;
+}
+
 static inline int xt_test_finish(void)
 {
     printf("%d passed, %d failed\n", xt_test_passed, xt_test_failed);
