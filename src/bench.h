@@ -28,4 +28,10 @@ void xt_bench_header(const xt_bench *b);
 /* Median of n values (sorts v). */
 double xt_bench_median(double *v, uint32_t n);
 
+/* Each op family's rows: matmul/embedding/logit gather (bench_matmul.c), norms, RoPE and
+ * attention (bench_attn.c), routing, grouping, expert FFN and patching (bench_moe.c). */
+xt_status xt_bench_matmul(xt_bench *b, xt_error *err);
+xt_status xt_bench_attn(xt_bench *b, xt_error *err);
+xt_status xt_bench_moe(xt_bench *b, xt_error *err);
+
 #endif
