@@ -91,7 +91,8 @@ xt_status xt_buffer_create(xt_vk_context *ctx, const xt_buffer_desc *desc, xt_bu
                                     .size = size,
                                     .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                              VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                             VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                             VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+                                             VK_BUFFER_USAGE_INDIRECT_BUFFER_BIT,
                                     .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
                                 },
                                 NULL, &out->buffer);

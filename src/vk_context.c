@@ -473,6 +473,12 @@ void xt_cmd_barrier(xt_cmd *cmd, xt_barrier kind)
         dst = VK_PIPELINE_STAGE_TRANSFER_BIT;
         mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
         break;
+    case XT_BARRIER_COMPUTE_TO_INDIRECT:
+        /* the written arguments are read by vkCmdDispatchIndirect, the buffers by the shader */
+        dst = VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+        mb.dstAccessMask = VK_ACCESS_INDIRECT_COMMAND_READ_BIT | VK_ACCESS_SHADER_READ_BIT |
+                           VK_ACCESS_SHADER_WRITE_BIT;
+        break;
     }
     /* A write-after-read needs only the execution dependency, which the stage masks give. */
     vkCmdPipelineBarrier(cmd->cb, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);

@@ -169,9 +169,11 @@ void xt_pipeline_destroy(xt_vk_context *ctx, xt_pipeline *p)
     memset(p, 0, sizeof *p);
 }
 
-xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint32_t groups_y,
-                      uint32_t groups_z, const void *push, uint32_t push_bytes,
-                      const xt_binding *bindings, uint32_t binding_count, xt_error *err)
+/* Checks a dispatch's push constants and bindings against the pipeline and the device limits,
+ * then binds the pipeline, a descriptor set and the push constants: everything but the launch. */
+static xt_status bind_for_dispatch(xt_cmd *cmd, const xt_pipeline *p, const void *push,
+                                   uint32_t push_bytes, const xt_binding *bindings,
+                                   uint32_t binding_count, xt_error *err)
 {
     xt_vk_context *ctx = cmd->ctx;
     const xt_vk_device_info *d = &ctx->info;
@@ -187,13 +189,6 @@ xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint
         return xt_error_set(err, XT_ERR_USAGE,
                             "dispatch of '%s': %u buffer bindings given, the pipeline declares %u",
                             p->name, bindings ? binding_count : 0, p->binding_count);
-    const uint32_t groups[3] = {groups_x, groups_y, groups_z};
-    for (int i = 0; i < 3; i++)
-        if (groups[i] > d->limits.max_compute_work_group_count[i])
-            return xt_error_set(err, XT_ERR_RANGE,
-                                "dispatch of '%s': %u workgroups in %c, device allows %u", p->name,
-                                groups[i], "xyz"[i], d->limits.max_compute_work_group_count[i]);
-
     VkDescriptorBufferInfo info[XT_MAX_BINDINGS];
     VkWriteDescriptorSet writes[XT_MAX_BINDINGS];
     for (uint32_t i = 0; i < binding_count; i++) {
@@ -254,6 +249,43 @@ xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint
     }
     if (push_bytes)
         vkCmdPushConstants(cmd->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
+    return XT_OK;
+}
+
+xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint32_t groups_y,
+                      uint32_t groups_z, const void *push, uint32_t push_bytes,
+                      const xt_binding *bindings, uint32_t binding_count, xt_error *err)
+{
+    const xt_vk_device_info *d = &cmd->ctx->info;
+    const uint32_t groups[3] = {groups_x, groups_y, groups_z};
+    for (int i = 0; i < 3; i++)
+        if (groups[i] > d->limits.max_compute_work_group_count[i])
+            return xt_error_set(err, XT_ERR_RANGE,
+                                "dispatch of '%s': %u workgroups in %c, device allows %u",
+                                p ? p->name : "(null)", groups[i], "xyz"[i],
+                                d->limits.max_compute_work_group_count[i]);
+    xt_status s = bind_for_dispatch(cmd, p, push, push_bytes, bindings, binding_count, err);
+    if (s) return s;
     vkCmdDispatch(cmd->cb, groups_x, groups_y, groups_z);
+    return XT_OK;
+}
+
+xt_status xt_dispatch_indirect(xt_cmd *cmd, const xt_pipeline *p, const xt_buffer *args,
+                               VkDeviceSize args_offset, const void *push, uint32_t push_bytes,
+                               const xt_binding *bindings, uint32_t binding_count, xt_error *err)
+{
+    if (!args || !args->buffer)
+        return xt_error_set(err, XT_ERR_USAGE, "indirect dispatch of '%s': no argument buffer",
+                            p ? p->name : "(null)");
+    if (args_offset % 4 || args_offset > args->size_bytes ||
+        args->size_bytes - args_offset < sizeof(VkDispatchIndirectCommand))
+        return xt_error_set(err, XT_ERR_RANGE,
+                            "indirect dispatch of '%s': arguments at offset %llu do not fit the "
+                            "%llu-byte buffer or are not 4-byte aligned",
+                            p ? p->name : "(null)", (unsigned long long)args_offset,
+                            (unsigned long long)args->size_bytes);
+    xt_status s = bind_for_dispatch(cmd, p, push, push_bytes, bindings, binding_count, err);
+    if (s) return s;
+    vkCmdDispatchIndirect(cmd->cb, args->buffer, args_offset);
     return XT_OK;
 }

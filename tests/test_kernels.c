@@ -121,6 +121,54 @@ static void dtensor_without_data_should_be_zero(void)
     xt_dtensor_destroy(vk, &t);
 }
 
+static void indirect_dispatch_should_take_group_counts_from_the_buffer(void)
+{
+    xt_error err = {0};
+    xt_kernels *k;
+    CHECK(xt_kernels_create(vk, &k, &err) == XT_OK);
+    const xt_pipeline *p;
+    xt_spec_constant wg = {0, 64};
+    CHECK(xt_kernels_pipeline(k, &(xt_pipeline_desc){.shader = "axpy", .spec = &wg,
+                                                      .spec_count = 1, .push_bytes = 8,
+                                                      .binding_count = 2},
+                              &p, &err) == XT_OK);
+    enum { N = 1000 };
+    float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = (float)i, y[i] = 1.0f;
+    xt_buffer bx, by, args;
+    CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = sizeof x}, &bx, &err) == XT_OK);
+    CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = sizeof y}, &by, &err) == XT_OK);
+    CHECK(xt_buffer_create(vk, &(xt_buffer_desc){.size_bytes = 32}, &args, &err) == XT_OK);
+    /* 5 groups of 64 = 320 elements: the rest of y keeps its value */
+    uint32_t cmdargs[8] = {0, 0, 0, 0, 5, 1, 1, 0};
+    CHECK(xt_buffer_upload(vk, &bx, 0, x, sizeof x, &err) == XT_OK);
+    CHECK(xt_buffer_upload(vk, &by, 0, y, sizeof y, &err) == XT_OK);
+    CHECK(xt_buffer_upload(vk, &args, 0, cmdargs, sizeof cmdargs, &err) == XT_OK);
+    struct {
+        uint32_t n;
+        float a;
+    } push = {N, 2.0f};
+    xt_binding b[2] = {{.buffer = &bx}, {.buffer = &by}};
+    xt_cmd *cmd;
+    CHECK(xt_cmd_create(vk, &cmd, &err) == XT_OK);
+    CHECK(xt_cmd_begin(cmd, &err) == XT_OK);
+    CHECK(xt_dispatch_indirect(cmd, p, &args, 16, &push, sizeof push, b, 2, &err) == XT_OK);
+    CHECK(xt_dispatch_indirect(cmd, p, &args, 18, &push, sizeof push, b, 2, &err) ==
+          XT_ERR_RANGE);
+    CHECK(xt_dispatch_indirect(cmd, p, &args, 24, &push, sizeof push, b, 2, &err) ==
+          XT_ERR_RANGE);
+    CHECK(xt_cmd_submit_wait(cmd, &err) == XT_OK);
+    CHECK(xt_buffer_download(vk, &by, 0, y, sizeof y, &err) == XT_OK);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += y[i] != (i < 320 ? 2.0f * (float)i + 1.0f : 1.0f);
+    CHECK_MSG(bad == 0, "%d elements wrong", bad);
+    xt_cmd_destroy(cmd);
+    xt_buffer_destroy(vk, &bx);
+    xt_buffer_destroy(vk, &by);
+    xt_buffer_destroy(vk, &args);
+    xt_kernels_destroy(k);
+}
+
 static void validation_layer_should_report_no_messages(void)
 {
     xt_vk_context_destroy(vk); /* leaked objects are reported at device destruction */
@@ -140,6 +188,7 @@ int main(void)
     RUN(dtensor_should_split_into_whole_experts_within_the_chunk_limit);
     RUN(dtensor_should_reject_rows_larger_than_a_binding_and_wrong_sizes);
     RUN(dtensor_without_data_should_be_zero);
+    RUN(indirect_dispatch_should_take_group_counts_from_the_buffer);
     RUN(validation_layer_should_report_no_messages);
     return xt_test_finish();
 }

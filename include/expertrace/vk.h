@@ -334,6 +334,13 @@ xt_status xt_dispatch(xt_cmd *cmd, const xt_pipeline *p, uint32_t groups_x, uint
                       uint32_t groups_z, const void *push, uint32_t push_bytes,
                       const xt_binding *bindings, uint32_t binding_count, xt_error *err);
 
+/* Like xt_dispatch, with the workgroup counts read by the GPU from a VkDispatchIndirectCommand
+ * at args[args_offset] (written by an earlier dispatch: put XT_BARRIER_COMPUTE_TO_INDIRECT
+ * between them). Counts above maxComputeWorkGroupCount are the writer's to prevent. */
+xt_status xt_dispatch_indirect(xt_cmd *cmd, const xt_pipeline *p, const xt_buffer *args,
+                               VkDeviceSize args_offset, const void *push, uint32_t push_bytes,
+                               const xt_binding *bindings, uint32_t binding_count, xt_error *err);
+
 /* Groups for n invocations of local_size each, spread over x and y when x alone would exceed
  * maxComputeWorkGroupCount[0] (shaders index with xt_global_index() from common.glsl). */
 void xt_groups_1d(const xt_vk_context *ctx, uint64_t n, uint32_t local_size, uint32_t groups[3]);
@@ -342,6 +349,7 @@ typedef enum xt_barrier {
     XT_BARRIER_COMPUTE_TO_COMPUTE = 0, /* a dispatch reads or overwrites what one before wrote */
     XT_BARRIER_TRANSFER_TO_COMPUTE,    /* copy/fill, then dispatch */
     XT_BARRIER_COMPUTE_TO_TRANSFER,    /* dispatch, then copy */
+    XT_BARRIER_COMPUTE_TO_INDIRECT,    /* a dispatch writes arguments of a later indirect one */
 } xt_barrier;
 
 void xt_cmd_barrier(xt_cmd *cmd, xt_barrier kind);
