@@ -2,7 +2,8 @@
 // invocation per pair of dims. Pairs: NORM (2i, 2i+1), NEOX (i, i + n_rot/2), for i < n_rot/2;
 // dims >= n_rot are copied. The angle of pair i is pos * theta_scale^i formed by repeated
 // multiplication (theta = pos; i times theta *= theta_scale), as ggml's CPU rope cache does, so
-// the angle is bit-identical to the CPU reference; only sin/cos differ from libm. In place
+// the angle is bit-identical to the CPU reference; it is then reduced modulo 2*pi (below), and
+// only that and sin/cos differ from the reference's libm cosf/sinf(theta). In place
 // (y aliasing x) is allowed: each invocation reads its two values before writing them.
 #version 450
 #include "common.glsl"
@@ -47,7 +48,14 @@ void main()
     }
     precise float theta = float(pos[pc.pos_off + row]);
     for (uint k = 0u; k < pair; k++) theta *= pc.theta_scale;
-    float c = cos(theta), s = sin(theta);
+    // GPU sin/cos are specified (and often only accurate) near zero, and theta reaches
+    // thousands of radians at long positions: reduce it to about [-pi, pi] first. 2*pi is split
+    // into HI (8 significant bits, so k * HI is exact for k < 2^16) and LO = 2*pi - HI.
+    const float TWO_PI_HI = 6.28125;
+    const float TWO_PI_LO = 1.9353071795864769e-3;
+    precise float k = round(theta * 0.15915494309189535);
+    precise float r = (theta - k * TWO_PI_HI) - k * TWO_PI_LO;
+    float c = cos(r), s = sin(r);
     precise float r0 = x0 * c - x1 * s;
     precise float r1 = x0 * s + x1 * c;
     y[pc.y_off + base + d0] = r0;
