@@ -4,10 +4,13 @@
 
 #include <string.h>
 
+#include "op_matmul.h"
+
 #define WG_ELEMENTWISE 64u
 #define WG_ROUTER 64u
 #define WG_SCAN 64u
 #define WG_PATCH 64u
+#define MOE_TILE_ROWS 16u /* entries per expert tile of the grouped GEMM */
 
 static xt_status get_pipeline(xt_kernels *k, const char *shader, uint32_t wg, uint32_t push_bytes,
                               uint32_t binding_count, const xt_pipeline **p, xt_error *err)
@@ -267,4 +270,191 @@ xt_status xt_op_patch(xt_kernels *k, xt_cmd *cmd, const xt_patch_desc *d, xt_err
     /* one workgroup per entry */
     return dispatch_1d(k, cmd, "patch_apply", WG_PATCH, (uint64_t)d->count * WG_PATCH, &pc,
                        sizeof pc, b, 5, err);
+}
+
+/* ---- the MoE block ------------------------------------------------------------------------- */
+
+xt_status xt_moe_workspace_create(xt_vk_context *ctx, const xt_moe_layer_weights *w,
+                                  uint32_t max_tokens, xt_moe_workspace *ws, xt_error *err)
+{
+    memset(ws, 0, sizeof *ws);
+    if (!w->gate_inp || !w->gate_exps || !w->up_exps || !w->down_exps || max_tokens == 0)
+        return xt_error_set(err, XT_ERR_USAGE, "moe workspace: missing weights or zero tokens");
+    uint64_t T = max_tokens, E = (uint64_t)w->gate_inp->ne[1], k = w->n_used;
+    uint64_t n_embd = (uint64_t)w->gate_inp->ne[0], n_ff = (uint64_t)w->gate_exps->ne[1];
+    bool sh = w->gate_inp_shexp != NULL;
+    uint64_t n_ff_s = sh ? (uint64_t)w->gate_shexp->ne[1] : 0;
+    if (k == 0 || k > E || E > XT_MOE_MAX_EXPERT || T * k > UINT32_MAX / 2)
+        return xt_error_set(err, XT_ERR_USAGE, "moe workspace: top-%u of %llu experts", w->n_used,
+                            (unsigned long long)E);
+    ws->max_tokens = max_tokens;
+    ws->n_embd = (uint32_t)n_embd;
+    ws->n_ff = (uint32_t)n_ff;
+    ws->n_ff_shared = (uint32_t)n_ff_s;
+    ws->n_expert = (uint32_t)E;
+    ws->n_used = (uint32_t)k;
+    ws->tile_rows = MOE_TILE_ROWS;
+    ws->max_tiles = xt_moe_max_tiles((uint32_t)(T * k), MOE_TILE_ROWS, (uint32_t)E);
+    struct {
+        xt_buffer *b;
+        uint64_t bytes;
+        const char *label;
+    } list[] = {
+        {&ws->logits, T * E * 4, "moe logits"},
+        {&ws->probs, T * E * 4, "moe probs"},
+        {&ws->ids, T * k * 4, "moe ids"},
+        {&ws->weights, T * k * 4, "moe weights"},
+        {&ws->counts, E * 4, "moe counts"},
+        {&ws->offsets, (E + 1) * 4, "moe offsets"},
+        {&ws->order, T * k * 4, "moe order"},
+        {&ws->tiles, (uint64_t)ws->max_tiles * 8, "moe tiles"},
+        {&ws->args, 12 * 4, "moe args"},
+        {&ws->scratch, xt_moe_group_scratch_bytes((uint32_t)(T * k), (uint32_t)E), "moe scratch"},
+        {&ws->gate, T * k * n_ff * 4, "moe gate"},
+        {&ws->up, T * k * n_ff * 4, "moe up"},
+        {&ws->contrib, T * k * n_embd * 4, "moe contributions"},
+        {&ws->sh_gate, sh ? T * n_ff_s * 4 : 0, "shared gate"},
+        {&ws->sh_up, sh ? T * n_ff_s * 4 : 0, "shared up"},
+        {&ws->sh_logit, sh ? T * 4 : 0, "shared gate logit"},
+        {&ws->shared, sh ? T * n_embd * 4 : 0, "shared contribution"},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof *list; i++) {
+        if (!list[i].bytes) continue;
+        xt_status s = xt_buffer_create(
+            ctx, &(xt_buffer_desc){.size_bytes = list[i].bytes, .label = list[i].label},
+            list[i].b, err);
+        if (s) {
+            xt_moe_workspace_destroy(ctx, ws);
+            return s;
+        }
+    }
+    return XT_OK;
+}
+
+void xt_moe_workspace_destroy(xt_vk_context *ctx, xt_moe_workspace *ws)
+{
+    xt_buffer *all[] = {&ws->logits, &ws->probs,   &ws->ids,     &ws->weights,  &ws->counts,
+                        &ws->offsets, &ws->order,  &ws->tiles,   &ws->args,     &ws->scratch,
+                        &ws->gate,    &ws->up,     &ws->contrib, &ws->sh_gate,  &ws->sh_up,
+                        &ws->sh_logit, &ws->shared};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) xt_buffer_destroy(ctx, all[i]);
+    memset(ws, 0, sizeof *ws);
+}
+
+static xt_binding whole(const xt_buffer *b)
+{
+    return (xt_binding){.buffer = b};
+}
+
+/* The layer's patch pass at one site, when a table is given. */
+static xt_status layer_patch(xt_kernels *k, xt_cmd *cmd, const xt_moe_layer_desc *d,
+                             uint32_t site, const xt_binding *target, uint32_t width,
+                             xt_error *err)
+{
+    if (!d->patch || d->patch->count == 0) return XT_OK;
+    xt_patch_desc p = *d->patch;
+    p.site = site;
+    p.target = *target;
+    p.n_tokens = d->n_tokens;
+    p.width = width;
+    p.ids = whole(&d->ws->ids);
+    p.n_used = d->ws->n_used;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    return xt_op_patch(k, cmd, &p, err);
+}
+
+xt_status xt_op_moe_layer(xt_kernels *k, xt_cmd *cmd, const xt_moe_layer_desc *d, xt_error *err)
+{
+    const xt_moe_layer_weights *w = d->w;
+    xt_moe_workspace *ws = d->ws;
+    uint32_t T = d->n_tokens, kk = ws->n_used, E = ws->n_expert, n_embd = ws->n_embd;
+    if (T == 0) return XT_OK;
+    if (T > ws->max_tokens || !d->x)
+        return xt_error_set(err, XT_ERR_USAGE, "moe layer: %u tokens, workspace holds %u", T,
+                            ws->max_tokens);
+    bool sh = w->gate_inp_shexp != NULL && ws->shared.buffer;
+    xt_mm_array x = {d->x, d->x_offset};
+    xt_status s;
+    /* router logits, and the shared expert's input projections (independent of routing) */
+    if ((s = xt_op_matmul(k, cmd, &(xt_matmul_desc){.w = w->gate_inp, .rows = T, .x = x,
+                                                     .y = {&ws->logits, 0}},
+                          err)))
+        return s;
+    if (sh && ((s = xt_op_matmul(k, cmd, &(xt_matmul_desc){.w = w->gate_shexp, .rows = T,
+                                                            .x = x, .y = {&ws->sh_gate, 0}},
+                                 err)) ||
+               (s = xt_op_matmul(k, cmd, &(xt_matmul_desc){.w = w->up_shexp, .rows = T, .x = x,
+                                                            .y = {&ws->sh_up, 0}},
+                                 err)) ||
+               (s = xt_op_matmul(k, cmd, &(xt_matmul_desc){.w = w->gate_inp_shexp, .rows = T,
+                                                            .x = x, .y = {&ws->sh_logit, 0}},
+                                 err))))
+        return s;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    xt_binding ids = whole(&ws->ids), wts = whole(&ws->weights), contrib = whole(&ws->contrib);
+    if ((s = xt_op_router(k, cmd,
+                          &(xt_router_desc){.n_tokens = T, .n_expert = E, .n_used = kk,
+                                            .renorm = w->renorm, .logits = whole(&ws->logits),
+                                            .mask = d->mask, .mask_rows = d->mask_rows,
+                                            .force = d->force, .ids = ids, .weights = wts,
+                                            .probs = whole(&ws->probs)},
+                          err)))
+        return s;
+    if (sh) {
+        xt_binding g = whole(&ws->sh_gate), u = whole(&ws->sh_up);
+        if ((s = xt_op_moe_swiglu(k, cmd, T, ws->n_ff_shared, &g, &u, err))) return s;
+    }
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    xt_moe_groups groups = {.n_tokens = T, .n_used = kk, .n_expert = E,
+                            .tile_rows = ws->tile_rows,
+                            .max_tiles = xt_moe_max_tiles(T * kk, ws->tile_rows, E), .ids = ids,
+                            .counts = whole(&ws->counts), .offsets = whole(&ws->offsets),
+                            .order = whole(&ws->order), .tiles = whole(&ws->tiles),
+                            .args = &ws->args};
+    xt_binding scratch = whole(&ws->scratch);
+    if ((s = xt_op_moe_group(k, cmd, &groups, &scratch, err))) return s;
+    if (sh && (s = xt_op_matmul(k, cmd, &(xt_matmul_desc){.w = w->down_shexp, .rows = T,
+                                                           .x = {&ws->sh_gate, 0},
+                                                           .y = {&ws->shared, 0}},
+                                err)))
+        return s;
+    if ((s = layer_patch(k, cmd, d, XT_SITE_ROUTER_WEIGHT, &wts, 1, err))) return s;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    /* the expert FFNs over tokens grouped by expert */
+    if ((s = xt_op_matmul_id(k, cmd, &(xt_matmul_id_desc){.w = w->gate_exps, .groups = &groups,
+                                                          .x = x, .x_rows = T, .x_row_div = kk,
+                                                          .y = {&ws->gate, 0}, .args_slot = 1},
+                             err)))
+        return s;
+    /* matmul_id rewrites its args slot before its indirect dispatch; the args binding spans all
+     * slots, so the previous call's indirect read must be ordered before (write-after-read) */
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    if ((s = xt_op_matmul_id(k, cmd, &(xt_matmul_id_desc){.w = w->up_exps, .groups = &groups,
+                                                          .x = x, .x_rows = T, .x_row_div = kk,
+                                                          .y = {&ws->up, 0}, .args_slot = 2},
+                             err)))
+        return s;
+    if (sh) {
+        xt_binding shb = whole(&ws->shared), sl = whole(&ws->sh_logit);
+        if ((s = xt_op_moe_shared_gate(k, cmd, T, n_embd, &shb, &sl, err))) return s;
+    }
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    xt_binding g = whole(&ws->gate), u = whole(&ws->up);
+    if ((s = xt_op_moe_swiglu(k, cmd, T * kk, ws->n_ff, &g, &u, err))) return s;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    if ((s = xt_op_matmul_id(k, cmd, &(xt_matmul_id_desc){.w = w->down_exps, .groups = &groups,
+                                                          .x = {&ws->gate, 0},
+                                                          .x_rows = T * kk, .x_row_div = 1,
+                                                          .y = {&ws->contrib, 0}, .args_slot = 3},
+                             err)))
+        return s;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    if ((s = xt_op_moe_weight(k, cmd, T * kk, n_embd, E, &contrib, &wts, &ids, err))) return s;
+    if ((s = layer_patch(k, cmd, d, XT_SITE_EXPERT, &contrib, n_embd, err))) return s;
+    xt_binding shb = whole(&ws->shared);
+    if (sh && (s = layer_patch(k, cmd, d, XT_SITE_SHARED_EXPERT, &shb, n_embd, err))) return s;
+    xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
+    if ((s = xt_op_moe_combine(k, cmd, T, kk, n_embd, &contrib, sh ? &shb : NULL, &d->y, err)))
+        return s;
+    return layer_patch(k, cmd, d, XT_SITE_MOE_OUT, &d->y, n_embd, err);
 }

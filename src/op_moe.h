@@ -130,4 +130,67 @@ typedef struct xt_patch_desc {
 } xt_patch_desc;
 xt_status xt_op_patch(xt_kernels *k, xt_cmd *cmd, const xt_patch_desc *d, xt_error *err);
 
+/* ---- the MoE block ------------------------------------------------------------------------- */
+
+/* The block's weights, resident on the device (GGUF names, DESIGN.md §3). */
+typedef struct xt_moe_layer_weights {
+    const xt_dtensor *gate_inp;       /* ffn_gate_inp {n_embd, E} */
+    const xt_dtensor *gate_exps;      /* {n_embd, n_ff, E} */
+    const xt_dtensor *up_exps;        /* {n_embd, n_ff, E} */
+    const xt_dtensor *down_exps;      /* {n_ff, n_embd, E} */
+    const xt_dtensor *gate_inp_shexp; /* {n_embd}, or NULL: no shared expert */
+    const xt_dtensor *gate_shexp;     /* {n_embd, n_ff_s} */
+    const xt_dtensor *up_shexp;       /* {n_embd, n_ff_s} */
+    const xt_dtensor *down_shexp;     /* {n_ff_s, n_embd} */
+    uint32_t n_used;                  /* k: ARCH.expert_used_count */
+    bool renorm;                      /* qwen3moe, Mixtral: true; qwen2moe, olmoe: false */
+} xt_moe_layer_weights;
+
+/* Intermediate buffers of the block for up to max_tokens tokens, all readable after the block
+ * ran: the tracer reads routing and single contributions from here (and patches them through the
+ * layer's patch table). */
+typedef struct xt_moe_workspace {
+    uint32_t max_tokens, n_embd, n_ff, n_ff_shared, n_expert, n_used, tile_rows, max_tiles;
+    xt_buffer logits;   /* f32 [T][E] router logits */
+    xt_buffer probs;    /* f32 [T][E] softmax over all experts */
+    xt_buffer ids;      /* u32 [T*k] routed experts, slot order */
+    xt_buffer weights;  /* f32 [T*k] router weights */
+    xt_buffer counts, offsets, order, tiles, args, scratch; /* grouping (moe_groups.h) */
+    xt_buffer gate;     /* f32 [T*k][n_ff]: gate projection, then SwiGLU output */
+    xt_buffer up;       /* f32 [T*k][n_ff] */
+    xt_buffer contrib;  /* f32 [T*k][n_embd]: c[t][slot] = w * expert output */
+    xt_buffer sh_gate;  /* f32 [T][n_ff_s] (shared expert only) */
+    xt_buffer sh_up;    /* f32 [T][n_ff_s] */
+    xt_buffer sh_logit; /* f32 [T]: dot(gate_inp_shexp, x) */
+    xt_buffer shared;   /* f32 [T][n_embd]: sigmoid-gated shared-expert output */
+} xt_moe_workspace;
+
+/* Allocates the workspace for w's shapes; the caller destroys it with xt_moe_workspace_destroy. */
+xt_status xt_moe_workspace_create(xt_vk_context *ctx, const xt_moe_layer_weights *w,
+                                  uint32_t max_tokens, xt_moe_workspace *ws, xt_error *err);
+void xt_moe_workspace_destroy(xt_vk_context *ctx, xt_moe_workspace *ws);
+
+typedef struct xt_moe_layer_desc {
+    const xt_moe_layer_weights *w;
+    xt_moe_workspace *ws;
+    uint32_t n_tokens;   /* T <= ws->max_tokens */
+    const xt_buffer *x;  /* f32 [T][n_embd]: post-norm input (ffn_norm output) */
+    VkDeviceSize x_offset; /* bytes, a multiple of 4 */
+    xt_binding y;        /* f32 [T][n_embd]: the block's output */
+    /* routing ablation inputs, as xt_router_desc (optional) */
+    xt_binding mask;
+    uint32_t mask_rows;
+    xt_binding force;
+    /* optional patch table: table, first, count, row_base, n_rows, src, src_floats, layer are
+     * used; entries run at XT_SITE_ROUTER_WEIGHT (before weighting), XT_SITE_EXPERT (before the
+     * combine), XT_SITE_SHARED_EXPERT (before the combine) and XT_SITE_MOE_OUT (on y). */
+    const xt_patch_desc *patch;
+} xt_moe_layer_desc;
+
+/* Records the whole block: router logits (xt_op_matmul), router, grouping, gate/up/down through
+ * xt_op_matmul_id (args slots 1, 2, 3), SwiGLU, weighting, the shared expert, the patch passes
+ * and the combine. Inputs must be visible (caller: a barrier after whatever wrote x); y is written
+ * by the last dispatch (caller: a barrier before reading it). */
+xt_status xt_op_moe_layer(xt_kernels *k, xt_cmd *cmd, const xt_moe_layer_desc *d, xt_error *err);
+
 #endif

@@ -538,6 +538,273 @@ static void patch_with_an_empty_table_should_change_nothing(void)
     }
 }
 
+/* ---- the MoE block ------------------------------------------------------------------------- */
+
+/* Random packed rows of type t: sane fp16 scales, random quants. */
+static void *random_weights(uint32_t type, int64_t K, int64_t rows, uint64_t *bytes)
+{
+    const xt_type_traits *tr = xt_type_get_traits(type);
+    uint64_t blocks = (uint64_t)(K / tr->block_size) * (uint64_t)rows;
+    *bytes = blocks * tr->type_size;
+    uint8_t *d = malloc(*bytes);
+    if (type == XT_TYPE_F32) {
+        float *f = (float *)d;
+        for (uint64_t i = 0; i < *bytes / 4; i++) f[i] = rndf() * 0.2f;
+        return d;
+    }
+    for (uint64_t i = 0; i < *bytes; i++) d[i] = (uint8_t)(rnd() >> 11);
+    for (uint64_t b = 0; b < blocks; b++) {
+        uint8_t *blk = d + b * tr->type_size;
+        uint16_t h0 = xt_fp32_to_fp16(0.004f * (1.0f + rndf())), h1 = xt_fp32_to_fp16(0.002f * (1.0f + rndf()));
+        memcpy(blk, &h0, 2);
+        if (type == XT_TYPE_Q4_K) memcpy(blk + 2, &h1, 2); /* d, dmin */
+    }
+    return d;
+}
+
+typedef struct moe_model {
+    xt_ref_moe_weights ref;
+    void *host[8];
+    xt_dtensor dt[8];
+    xt_moe_layer_weights w;
+} moe_model;
+
+static void moe_model_init(dev *d, moe_model *m, uint32_t type, uint32_t n_embd, uint32_t n_ff,
+                           uint32_t E, uint32_t k, bool renorm, uint32_t n_ff_s)
+{
+    memset(m, 0, sizeof *m);
+    const int64_t shapes[8][3] = {{n_embd, E, 1},   {n_embd, n_ff, E},  {n_embd, n_ff, E},
+                                  {n_ff, n_embd, E}, {n_embd, 1, 1},     {n_embd, n_ff_s, 1},
+                                  {n_embd, n_ff_s, 1}, {n_ff_s, n_embd, 1}};
+    xt_ref_tensor *rt[8] = {&m->ref.gate_inp,       &m->ref.gate_exps,  &m->ref.up_exps,
+                            &m->ref.down_exps,      &m->ref.gate_inp_shexp,
+                            &m->ref.gate_shexp,     &m->ref.up_shexp,   &m->ref.down_shexp};
+    const xt_dtensor **dp[8] = {&m->w.gate_inp,       &m->w.gate_exps, &m->w.up_exps,
+                                &m->w.down_exps,      &m->w.gate_inp_shexp,
+                                &m->w.gate_shexp,     &m->w.up_shexp,  &m->w.down_shexp};
+    for (int i = 0; i < 8; i++) {
+        if (i >= 4 && n_ff_s == 0) break;
+        uint32_t t = i == 0 || i == 4 ? XT_TYPE_F32 : type; /* router and shared gate in F32 */
+        uint64_t bytes;
+        m->host[i] = random_weights(t, shapes[i][0], shapes[i][1] * shapes[i][2], &bytes);
+        *rt[i] = (xt_ref_tensor){.type = t, .ne = {shapes[i][0], shapes[i][1], shapes[i][2]},
+                                 .data = m->host[i]};
+        xt_error err = {0};
+        xt_status s = xt_dtensor_create(
+            d->vk, &(xt_dtensor_desc){.name = "w", .type = t,
+                                      .ne = {shapes[i][0], shapes[i][1], shapes[i][2], 1},
+                                      .data = m->host[i], .data_bytes = bytes},
+            &m->dt[i], &err);
+        CHECK_MSG(s == XT_OK, "%s", err.msg);
+        *dp[i] = &m->dt[i];
+    }
+    m->ref.n_used = m->w.n_used = k;
+    m->ref.renorm = m->w.renorm = renorm;
+}
+
+static void moe_model_free(dev *d, moe_model *m)
+{
+    for (int i = 0; i < 8; i++) {
+        xt_dtensor_destroy(d->vk, &m->dt[i]);
+        free(m->host[i]);
+    }
+}
+
+typedef struct layer_out {
+    float *y, *contrib, *shared, *weights;
+    uint32_t *ids;
+} layer_out;
+
+static void layer_out_free(layer_out *o)
+{
+    free(o->y);
+    free(o->contrib);
+    free(o->shared);
+    free(o->weights);
+    free(o->ids);
+}
+
+/* Runs the block on the GPU for T tokens of x; downloads y, contributions, ids, weights. */
+static void run_layer(dev *d, moe_model *m, const float *x, uint32_t T, const xt_patch_desc *patch,
+                      layer_out *o)
+{
+    xt_error err = {0};
+    xt_moe_workspace ws;
+    CHECK(xt_moe_workspace_create(d->vk, &m->w, T, &ws, &err) == XT_OK);
+    uint32_t n_embd = ws.n_embd, k = ws.n_used;
+    xt_buffer bx = gbuf(d, x, (size_t)T * n_embd * 4), by = gbuf(d, NULL, (size_t)T * n_embd * 4);
+    begin(d);
+    xt_status s = xt_op_moe_layer(d->k, d->cmd,
+                                  &(xt_moe_layer_desc){.w = &m->w, .ws = &ws, .n_tokens = T,
+                                                       .x = &bx, .y = bind(&by), .patch = patch},
+                                  &err);
+    CHECK_MSG(s == XT_OK, "%s", err.msg);
+    submit(d);
+    o->y = malloc((size_t)T * n_embd * 4);
+    o->contrib = malloc((size_t)T * k * n_embd * 4);
+    o->ids = malloc((size_t)T * k * 4);
+    o->weights = malloc((size_t)T * k * 4);
+    o->shared = m->w.gate_inp_shexp ? malloc((size_t)T * n_embd * 4) : NULL;
+    gread(d, &by, o->y, (size_t)T * n_embd * 4);
+    CHECK(xt_buffer_download(d->vk, &ws.contrib, 0, o->contrib, (size_t)T * k * n_embd * 4,
+                             &err) == XT_OK);
+    CHECK(xt_buffer_download(d->vk, &ws.ids, 0, o->ids, (size_t)T * k * 4, &err) == XT_OK);
+    CHECK(xt_buffer_download(d->vk, &ws.weights, 0, o->weights, (size_t)T * k * 4, &err) ==
+          XT_OK);
+    if (o->shared)
+        CHECK(xt_buffer_download(d->vk, &ws.shared, 0, o->shared, (size_t)T * n_embd * 4, &err) ==
+              XT_OK);
+    xt_buffer_destroy(d->vk, &bx);
+    xt_buffer_destroy(d->vk, &by);
+    xt_moe_workspace_destroy(d->vk, &ws);
+}
+
+static float *random_x(uint32_t T, uint32_t n_embd)
+{
+    float *x = malloc((size_t)T * n_embd * 4);
+    for (size_t i = 0; i < (size_t)T * n_embd; i++) x[i] = rndf();
+    return x;
+}
+
+/* GPU block vs the CPU block: ids exact, y/contributions/shared NMSE <= 5e-4. Returns the worst
+ * NMSE of y. */
+static double check_layer(dev *d, moe_model *m, uint32_t T, const char *what)
+{
+    uint32_t n_embd = (uint32_t)m->ref.gate_inp.ne[0], k = m->ref.n_used;
+    float *x = random_x(T, n_embd);
+    layer_out g = {0};
+    run_layer(d, m, x, T, NULL, &g);
+    float *y = malloc((size_t)T * n_embd * 4), *c = malloc((size_t)T * k * n_embd * 4);
+    float *sh = malloc((size_t)T * n_embd * 4);
+    uint32_t *ids = malloc((size_t)T * k * 4);
+    xt_error err = {0};
+    CHECK(xt_ref_moe_layer(&m->ref, x, T,
+                           &(xt_ref_moe_out){.y = y, .contrib = c, .shared = sh, .ids = ids},
+                           &err) == XT_OK);
+    CHECK_MSG(memcmp(ids, g.ids, (size_t)T * k * 4) == 0, "%s %s T=%u: routing differs", d->name,
+              what, T);
+    double ny = xt_nmse(g.y, y, (size_t)T * n_embd);
+    double nc = xt_nmse(g.contrib, c, (size_t)T * k * n_embd);
+    double ns = g.shared ? xt_nmse(g.shared, sh, (size_t)T * n_embd) : 0;
+    CHECK_MSG(ny <= 5e-4 && nc <= 5e-4 && ns <= 5e-4, "%s %s T=%u: nmse y %g contrib %g shared %g",
+              d->name, what, T, ny, nc, ns);
+    layer_out_free(&g);
+    free(x);
+    free(y);
+    free(c);
+    free(sh);
+    free(ids);
+    return ny;
+}
+
+static void moe_layer_should_match_reference_layer(void)
+{
+    for (int f = 0; f < 2; f++) {
+        dev *d = &devs[f];
+        moe_model m8, m16;
+        /* E = 8 top-2 with renorm (Mixtral-like); E = 16 top-4, no renorm, shared expert */
+        moe_model_init(d, &m8, XT_TYPE_Q8_0, 64, 96, 8, 2, true, 0);
+        moe_model_init(d, &m16, XT_TYPE_Q8_0, 96, 64, 16, 4, false, 160);
+        double worst8 = 0, worst16 = 0;
+        for (size_t ri = 0; ri < 5; ri++) {
+            double a = check_layer(d, &m8, row_counts[ri], "E8 q8_0");
+            double b = check_layer(d, &m16, row_counts[ri], "E16 q8_0 shared");
+            worst8 = a > worst8 ? a : worst8;
+            worst16 = b > worst16 ? b : worst16;
+        }
+        printf("     %s: worst nmse E8 top-2 %.2e, E16 top-4 + shared %.2e\n", d->name, worst8,
+               worst16);
+        moe_model_free(d, &m8);
+        moe_model_free(d, &m16);
+    }
+}
+
+static void moe_layer_q4_K_and_128_experts_should_match_reference(void)
+{
+    for (int f = 0; f < 2; f++) {
+        dev *d = &devs[f];
+        moe_model m;
+        moe_model_init(d, &m, XT_TYPE_Q4_K, 256, 256, 8, 2, true, 256);
+        double a = check_layer(d, &m, 33, "E8 q4_K shared");
+        moe_model_free(d, &m);
+        moe_model_init(d, &m, XT_TYPE_Q8_0, 64, 32, 128, 8, true, 0);
+        double b = check_layer(d, &m, 130, "E128 top-8 q8_0");
+        moe_model_free(d, &m);
+        printf("     %s: nmse q4_K E8 %.2e, E128 top-8 %.2e\n", d->name, a, b);
+    }
+}
+
+static void moe_layer_should_be_deterministic_and_batch_invariant(void)
+{
+    dev *d = &devs[0];
+    moe_model m;
+    moe_model_init(d, &m, XT_TYPE_Q8_0, 64, 96, 16, 4, false, 64);
+    uint32_t T = 64, n_embd = 64, k = 4;
+    float *x = random_x(T, n_embd);
+    layer_out a = {0}, b = {0};
+    run_layer(d, &m, x, T, NULL, &a);
+    run_layer(d, &m, x, T, NULL, &b);
+    CHECK(memcmp(a.y, b.y, (size_t)T * n_embd * 4) == 0);
+    CHECK(memcmp(a.contrib, b.contrib, (size_t)T * k * n_embd * 4) == 0);
+    static const uint32_t probe[] = {0, 1, 31, 63};
+    for (size_t i = 0; i < 4; i++) {
+        uint32_t t = probe[i];
+        layer_out one = {0};
+        run_layer(d, &m, x + (size_t)t * n_embd, 1, NULL, &one);
+        CHECK_MSG(memcmp(one.y, a.y + (size_t)t * n_embd, n_embd * 4) == 0,
+                  "token %u: output alone differs from in the batch", t);
+        CHECK_MSG(memcmp(one.contrib, a.contrib + (size_t)t * k * n_embd, k * n_embd * 4) == 0,
+                  "token %u: contributions alone differ from in the batch", t);
+        CHECK(memcmp(one.shared, a.shared + (size_t)t * n_embd, n_embd * 4) == 0);
+        layer_out_free(&one);
+    }
+    layer_out_free(&a);
+    layer_out_free(&b);
+    free(x);
+    moe_model_free(d, &m);
+}
+
+static void moe_layer_replacing_output_with_clean_vector_should_equal_clean_run(void)
+{
+    for (int f = 0; f < 2; f++) {
+        dev *d = &devs[f];
+        moe_model m;
+        moe_model_init(d, &m, XT_TYPE_Q8_0, 64, 64, 8, 2, true, 0);
+        uint32_t T = 7, n_embd = 64;
+        float *clean = random_x(T, n_embd), *noised = malloc((size_t)T * n_embd * 4);
+        for (size_t i = 0; i < (size_t)T * n_embd; i++) noised[i] = clean[i] + 0.5f * rndf();
+        layer_out c = {0}, p = {0}, z = {0}, n = {0};
+        run_layer(d, &m, clean, T, NULL, &c);
+        run_layer(d, &m, noised, T, NULL, &n);
+        /* one row of 7 tokens; patch the final position's MoE output at layer 5 */
+        uint32_t row_base[1] = {0};
+        xt_patch_entry e = {.row = 0, .position = T - 1, .layer = 5, .site = XT_SITE_MOE_OUT,
+                            .mode = XT_PATCH_REPLACE, .src = 0};
+        xt_buffer bt = gbuf(d, &e, sizeof e), br = gbuf(d, row_base, 4),
+                  bs = gbuf(d, c.y + (size_t)(T - 1) * n_embd, n_embd * 4);
+        xt_patch_desc pd = {.table = bind(&bt), .count = 1, .row_base = bind(&br), .n_rows = 1,
+                            .src = bind(&bs), .src_floats = n_embd, .layer = 5};
+        run_layer(d, &m, noised, T, &pd, &p);
+        CHECK(memcmp(p.y + (size_t)(T - 1) * n_embd, c.y + (size_t)(T - 1) * n_embd,
+                     n_embd * 4) == 0);
+        CHECK(memcmp(p.y, n.y, (size_t)(T - 1) * n_embd * 4) == 0); /* other tokens untouched */
+        /* a table with entries for another layer only: the noised run, bitwise */
+        pd.layer = 4;
+        run_layer(d, &m, noised, T, &pd, &z);
+        CHECK(memcmp(z.y, n.y, (size_t)T * n_embd * 4) == 0);
+        xt_buffer_destroy(d->vk, &bt);
+        xt_buffer_destroy(d->vk, &br);
+        xt_buffer_destroy(d->vk, &bs);
+        layer_out_free(&c);
+        layer_out_free(&p);
+        layer_out_free(&z);
+        layer_out_free(&n);
+        free(clean);
+        free(noised);
+        moe_model_free(d, &m);
+    }
+}
+
 /* ---- validation ---------------------------------------------------------------------------- */
 
 static void validation_layer_should_report_no_messages(void)
@@ -576,6 +843,10 @@ int main(void)
     RUN(patch_each_mode_on_each_site_should_match_reference);
     RUN(patch_entries_on_one_target_should_apply_in_table_order);
     RUN(patch_with_an_empty_table_should_change_nothing);
+    RUN(moe_layer_should_match_reference_layer);
+    RUN(moe_layer_q4_K_and_128_experts_should_match_reference);
+    RUN(moe_layer_should_be_deterministic_and_batch_invariant);
+    RUN(moe_layer_replacing_output_with_clean_vector_should_equal_clean_run);
     RUN(validation_layer_should_report_no_messages);
     return xt_test_finish();
 }
