@@ -181,8 +181,10 @@ xt_status xt_op_attention(xt_kernels *k, xt_cmd *cmd, const xt_attention_desc *d
     if (d->n_head == 0 || d->n_kv_head == 0 || d->n_head % d->n_kv_head)
         return xt_error_set(err, XT_ERR_USAGE, "%s: n_kv_head %u must divide n_head %u", op,
                             d->n_kv_head, d->n_head);
-    if (d->head_dim == 0 || d->head_dim > MAX_HEAD_DIM || d->head_dim > 4 * WG_ATTENTION)
-        return xt_error_set(err, XT_ERR_UNSUPPORTED, "%s: head_dim %u (supported: 1..%u)", op,
+    if (d->head_dim == 0 || d->head_dim % 4 || d->head_dim > MAX_HEAD_DIM ||
+        d->head_dim > 4 * WG_ATTENTION)
+        return xt_error_set(err, XT_ERR_UNSUPPORTED,
+                            "%s: head_dim %u (supported: multiples of 4 up to %u)", op,
                             d->head_dim, MAX_HEAD_DIM);
     if (d->n_slots == 0) return xt_error_set(err, XT_ERR_USAGE, "%s: empty K/V cache", op);
     uint64_t n_q = (uint64_t)d->n_rows * d->n_head * d->head_dim;
