@@ -11,6 +11,7 @@
 /* Workgroup sizes (specialization constant 0 of each shader). Powers of two <= 256. */
 enum {
     WG_RMS_NORM = 128, /* invocations per row */
+    WG_RMS_NORM_NARROW = 32, /* per row of <= 256 columns */
     WG_ELEMENTWISE = 256,
     WG_ATTENTION = 64, /* keys per tile; head_dim <= 4 * this */
     MAX_HEAD_DIM = 256,
@@ -105,7 +106,10 @@ xt_status xt_op_rms_norm(xt_kernels *k, xt_cmd *cmd, const xt_rms_norm_desc *d, 
         (st = bind_words(vk, op, "y", d->y, d->y_offset, n, &b[2], &pc.y_off, err)))
         return st;
     const xt_pipeline *p;
-    if ((st = pipeline(k, "rms_norm", WG_RMS_NORM, 0, sizeof pc, 3, &p, err))) return st;
+    /* Narrow rows (per-head q/k norm) get a narrower workgroup: a choice made by the width
+     * alone, never by the row count, so a row's bits still do not depend on its batch. */
+    uint32_t wg = d->n_cols <= 256 ? WG_RMS_NORM_NARROW : WG_RMS_NORM;
+    if ((st = pipeline(k, "rms_norm", wg, 0, sizeof pc, 3, &p, err))) return st;
     uint32_t g[3];
     groups_2d(vk, d->n_rows, g);
     return xt_dispatch(cmd, p, g[0], g[1], g[2], &pc, sizeof pc, b, 3, err);
