@@ -60,16 +60,22 @@ void xt_mm_pass(bool col_ok, uint w_row_byte, uint n_rows_here, uint xrow[XT_MM_
             uint nv = min(32u, k_end - c);
             float w[32];
             xt_dequant32(w_row_byte, k0 + c, nv, w);
+            // Constant trip counts and indices (RPP is constant once specialized), so acc and w
+            // stay in registers. Quantized rows are whole 32-element blocks (nv == 32).
             [[unroll]] for (uint i = 0u; i < 32u; i++) {
-                if (i < nv) {
-                    for (uint t = 0u; t < RPP; t++) acc[t] = acc[t] + w[i] * xs[t * XT_MM_BK + c + i];
+#ifdef XT_WFLOAT
+                if (i >= nv) break;
+#endif
+                float wi = w[i];
+                [[unroll]] for (uint t = 0u; t < XT_MM_MAX_ROWS; t++) {
+                    if (t < RPP) acc[t] = acc[t] + wi * xs[t * XT_MM_BK + c + i];
                 }
             }
         }
     }
     if (col_ok) {
-        for (uint t = 0u; t < RPP; t++)
-            if (t < n_rows_here) y[pc.y_off + yrow[t] * pc.y_stride + ycol] = acc[t];
+        [[unroll]] for (uint t = 0u; t < XT_MM_MAX_ROWS; t++)
+            if (t < RPP && t < n_rows_here) y[pc.y_off + yrow[t] * pc.y_stride + ycol] = acc[t];
     }
 }
 

@@ -59,6 +59,10 @@ void xt_w_load32(uint b, out uint q[8])
     [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = xt_w_u32(b + 4u * i);
 }
 
+#if defined(XT_WTYPE_F32) || defined(XT_WTYPE_F16) || defined(XT_WTYPE_BF16)
+#define XT_WFLOAT  // rows of any length: the last 32-element step may be partial
+#endif
+
 #if defined(XT_WTYPE_F32)
 #define XT_QK 1u
 #define XT_QBYTES 4u
