@@ -2,19 +2,6 @@
  * submission, timestamps and the feature floor. Runs on whatever device the machine has (lavapipe
  * in CI); every test also asserts that the validation layer said nothing while it ran.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define XT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XT_ASAN 1
-#endif
-#endif
-#ifdef XT_ASAN
-#define _GNU_SOURCE /* dl_iterate_phdr, RTLD_NODELETE */
-#include <dlfcn.h>
-#include <link.h>
-#endif
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,37 +38,12 @@ static float rng_float(void)
     return (float)(rng_u32() % 2000001u) / 1000.0f - 1000.0f; /* [-1000, 1000], 1e-3 steps */
 }
 
-#ifdef XT_ASAN
-/* The Vulkan loader dlcloses drivers and layers when an instance is destroyed. Their globals,
- * through which they still reach caches they never free, are unmapped with them, so LeakSanitizer
- * would report those blocks as leaks from modules it can no longer name (nor suppress). Pinning
- * every loaded module keeps those globals visible; leaks of our own are still reported. */
-static int pin_module(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    (void)data;
-    if (info->dlpi_name && info->dlpi_name[0]) {
-        void *h = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-        if (h) dlclose(h); /* NODELETE stays; this only drops our extra reference */
-    }
-    return 0;
-}
-
-static void pin_vulkan_modules(void)
-{
-    dl_iterate_phdr(pin_module, NULL);
-}
-#else
-static void pin_vulkan_modules(void) {}
-#endif
-
 static xt_vk_context *open_vk(const xt_vk_desc *desc)
 {
     xt_error err = {0};
     xt_vk_context *vk = NULL;
     xt_status s = xt_vk_context_create(desc, &vk, &err);
     CHECK_MSG(s == XT_OK, "xt_vk_context_create: %s", err.msg);
-    if (s == XT_OK) pin_vulkan_modules();
     return s == XT_OK ? vk : NULL;
 }
 
