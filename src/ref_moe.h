@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "expertrace/status.h"
-#include "../shaders/push_moe.h" /* host/GLSL constants; tests lack the shaders/ include dir */
+#include "push_moe.h" /* host/GLSL constants (shaders/) */
 
 /* Router (see shaders/router.comp for the exact rules). flags: XT_ROUTER_*; mask: bit e of row
  * (mask_rows == 1 ? 0 : t) excludes expert e, ceil(E/32) words a row, read when flags has
