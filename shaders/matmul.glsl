@@ -33,7 +33,7 @@ layout(std430, set = 0, binding = 4) readonly buffer Tiles { uint tiles[]; };   
 layout(std430, set = 0, binding = 5) readonly buffer Offsets { uint offsets[]; };  // [E+1]
 #endif
 
-shared float xs[XT_MM_MAX_ROWS * XT_MM_BK];
+shared vec4 xs4[XT_MM_MAX_ROWS * XT_MM_BK / 4];  // x rows of this step, [RPP][BK]
 
 // One pass: y[yrow[t]][ycol] = sum_k W[w_row][k] * x[xrow[t]][k] for t < n_rows_here. Every
 // invocation of the workgroup calls it (barriers inside); those with !col_ok only help staging.
@@ -47,11 +47,15 @@ void xt_mm_pass(bool col_ok, uint w_row_byte, uint n_rows_here, uint xrow[XT_MM_
 
     for (uint k0 = 0u; k0 < K; k0 += XT_MM_BK) {
         barrier();  // the previous step's readers are done with xs
-        for (uint i = lid; i < RPP * XT_MM_BK; i += gl_WorkGroupSize.x) {
-            uint t = i / XT_MM_BK, kk = k0 + i % XT_MM_BK;
-            float v = 0.0;
-            if (t < n_rows_here && kk < K) v = x[pc.x_off + xrow[t] * pc.x_stride + kk];
-            xs[i] = v;
+        for (uint i = lid; i < RPP * XT_MM_BK / 4u; i += gl_WorkGroupSize.x) {
+            uint t = i / (XT_MM_BK / 4u), kk = k0 + 4u * (i % (XT_MM_BK / 4u));
+            vec4 v = vec4(0.0);
+            if (t < n_rows_here) {
+                uint base = pc.x_off + xrow[t] * pc.x_stride + kk;
+                [[unroll]] for (uint j = 0u; j < 4u; j++)
+                    if (kk + j < K) v[j] = x[base + j];
+            }
+            xs4[i] = v;
         }
         barrier();
         if (!col_ok) continue;
@@ -61,14 +65,22 @@ void xt_mm_pass(bool col_ok, uint w_row_byte, uint n_rows_here, uint xrow[XT_MM_
             float w[32];
             xt_dequant32(w_row_byte, k0 + c, nv, w);
             // Constant trip counts and indices (RPP is constant once specialized), so acc and w
-            // stay in registers. Quantized rows are whole 32-element blocks (nv == 32).
-            [[unroll]] for (uint i = 0u; i < 32u; i++) {
-#ifdef XT_WFLOAT
-                if (i >= nv) break;
-#endif
-                float wi = w[i];
+            // stay in registers; x is read 4 values per shared-memory load, and each acc[t] still
+            // adds k in order. Quantized rows are whole 32-element blocks (nv == 32).
+            [[unroll]] for (uint i4 = 0u; i4 < 8u; i4++) {
                 [[unroll]] for (uint t = 0u; t < XT_MM_MAX_ROWS; t++) {
-                    if (t < RPP) acc[t] = acc[t] + wi * xs[t * XT_MM_BK + c + i];
+                    if (t < RPP) {
+                        vec4 xv = xs4[(t * XT_MM_BK + c) / 4u + i4];
+#ifdef XT_WFLOAT
+                        [[unroll]] for (uint j = 0u; j < 4u; j++)
+                            if (4u * i4 + j < nv) acc[t] = acc[t] + w[4u * i4 + j] * xv[j];
+#else
+                        acc[t] = acc[t] + w[4u * i4] * xv.x;
+                        acc[t] = acc[t] + w[4u * i4 + 1u] * xv.y;
+                        acc[t] = acc[t] + w[4u * i4 + 2u] * xv.z;
+                        acc[t] = acc[t] + w[4u * i4 + 3u] * xv.w;
+#endif
+                    }
                 }
             }
         }
