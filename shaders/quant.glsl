@@ -53,10 +53,16 @@ float xt_w_f16(uint b)
 // Byte i (0..31) of 8 words holding 32 consecutive bytes.
 #define XT_BYTE(q, i) (((q)[(i) >> 2] >> (((i) & 3u) * 8u)) & 0xffu)
 
-// The 8 words covering 32 bytes from even byte offset b.
+// The 8 words covering 32 bytes from even byte offset b (word-aligned block types read the words
+// directly: no alignment test per load).
 void xt_w_load32(uint b, out uint q[8])
 {
+#if defined(XT_WTYPE_Q4_1) || defined(XT_WTYPE_Q5_1) || defined(XT_WTYPE_Q4_K) ||                 \
+    defined(XT_WTYPE_Q5_K)
+    [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = w_words[(b >> 2) + i];
+#else
     [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = xt_w_u32(b + 4u * i);
+#endif
 }
 
 #if defined(XT_WTYPE_F32) || defined(XT_WTYPE_F16) || defined(XT_WTYPE_BF16)
