@@ -18,6 +18,8 @@ typedef struct xt_bench {
     uint32_t repeats;   /* timed runs per row; the median is reported */
     const uint32_t *tokens; /* token counts to run, e.g. {1, 16, 256, 2048} */
     uint32_t n_tokens;
+    const uint32_t *types;  /* weight types (xt_type) for families that take one; */
+    uint32_t n_types;       /* 0: each family's defaults */
 } xt_bench;
 
 /* One result: op (e.g. "matmul"), detail (weight type or shape), tokens, GPU time of one run

@@ -6,12 +6,12 @@
  * includes its argument-writing dispatch); median of b->repeats runs after one warm-up, or the
  * warm-up alone when it took over a second (lavapipe at 2048 tokens). FLOP = 2*T*K*N; bytes =
  * weights read once (for matmul_id: the experts in use) + activations in and out. */
-#include "bench_matmul.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "expertrace/quant.h"
 #include "op_matmul.h"
 
@@ -330,10 +330,11 @@ done:
     return s;
 }
 
-xt_status xt_bench_matmul_types(xt_bench *b, const uint32_t *types, uint32_t n_types,
-                                xt_error *err)
+xt_status xt_bench_matmul(xt_bench *b, xt_error *err)
 {
     static const uint32_t defaults[] = {XT_TYPE_Q4_K, XT_TYPE_Q6_K, XT_TYPE_Q8_0};
+    const uint32_t *types = b->types;
+    uint32_t n_types = b->n_types;
     if (!n_types) {
         types = defaults;
         n_types = sizeof defaults / sizeof defaults[0];
@@ -352,9 +353,4 @@ done:
     xt_timer_destroy(tm);
     xt_cmd_destroy(cmd);
     return s;
-}
-
-xt_status xt_bench_matmul(xt_bench *b, xt_error *err)
-{
-    return xt_bench_matmul_types(b, NULL, 0, err);
 }

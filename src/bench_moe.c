@@ -145,7 +145,9 @@ xt_status xt_bench_moe(xt_bench *b, xt_error *err)
     uint32_t max_t = 1;
     for (uint32_t i = 0; i < b->n_tokens; i++)
         if (b->tokens[i] > max_t) max_t = b->tokens[i];
-    static const uint32_t types[2] = {XT_TYPE_Q4_K, XT_TYPE_Q8_0};
+    static const uint32_t defaults[2] = {XT_TYPE_Q4_K, XT_TYPE_Q8_0};
+    const uint32_t *types = b->n_types ? b->types : defaults;
+    uint32_t n_types = b->n_types ? b->n_types : 2;
     xt_dtensor t_inp = {0}, t_gate = {0}, t_up = {0}, t_down = {0};
     xt_moe_workspace ws = {0};
     xt_buffer x = {0}, y = {0}, table = {0}, row_base = {0}, src = {0};
@@ -180,7 +182,7 @@ xt_status xt_bench_moe(xt_bench *b, xt_error *err)
         for (uint32_t t = 0; t < max_t && !s; t++) rb[t] = t;
         if (!s) s = xt_buffer_upload(vk, &row_base, 0, rb, (size_t)max_t * 4, err);
     }
-    for (int ti = 0; ti < 2 && !s; ti++) {
+    for (uint32_t ti = 0; ti < n_types && !s; ti++) {
         uint32_t type = types[ti];
         char detail[48];
         if ((s = random_tensor(vk, "ffn_gate_exps", type, N_EMBD, N_FF, N_EXPERT, &t_gate, err)) ||

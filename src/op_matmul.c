@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../shaders/push_matmul.h"
+#include "push_matmul.h"
 #include "expertrace/quant.h"
 
 #define WG_SIZE 64u /* invocations per workgroup: output columns of a matmul workgroup */

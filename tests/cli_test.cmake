@@ -115,6 +115,12 @@ if(code EQUAL 0)
 endif()
 expect_run(devices_unknown_option_should_exit_2 2 "--bogus" devices --bogus)
 
+# bench: bad lists are usage errors; a minimal run prints the peak and a row per op.
+expect_run(bench_unknown_family_should_exit_2 2 "unknown family 'bogus'" bench --ops bogus)
+expect_run(bench_bad_tokens_should_exit_2 2 "--tokens" bench --tokens 0)
+expect_run(bench_should_print_peak_and_rows 0 "peak: .*router .*moe_layer +q8_0" bench --ops moe
+           --tokens 1 --types q8_0 --repeats 1)
+
 message("${passes} passed, ${failures} failed")
 if(failures GREATER 0)
   message(FATAL_ERROR "CLI contract: ${failures} failed")

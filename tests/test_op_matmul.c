@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../shaders/push_matmul.h"
+#include "push_matmul.h"
 #include "expertrace/quant.h"
 #include "expertrace/vk.h"
 #include "kernels.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_matmul.h"
+#include "bench.h"
 #include "cli.h"
 #include "expertrace/quant.h"
 #include "expertrace/vk.h"
@@ -75,7 +75,9 @@ int xt_cmd_bench(int argc, char **argv)
     bool want_matmul = true, want_attn = true, want_moe = true;
     uint32_t tokens[MAX_LIST] = {1, 16, 256, 2048}, n_tokens = 4;
     uint32_t types[MAX_LIST], n_types = 0, repeats = 3;
-    xt_vk_desc desc = {0};
+    /* a 2048-token attention prefill or MoE block is one long dispatch on a CPU device such as
+     * lavapipe (minutes): wait longer than the library's default minute */
+    xt_vk_desc desc = {.timeout_ns = 30ull * 60 * 1000000000ull};
     char *items[MAX_LIST];
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
@@ -131,7 +133,8 @@ int xt_cmd_bench(int argc, char **argv)
     xt_error err = {0};
     xt_vk_context *vk = NULL;
     xt_kernels *k = NULL;
-    xt_bench b = {.out = stdout, .repeats = repeats, .tokens = tokens, .n_tokens = n_tokens};
+    xt_bench b = {.out = stdout, .repeats = repeats, .tokens = tokens, .n_tokens = n_tokens,
+                  .types = types, .n_types = n_types};
     int rc = XT_EXIT_OK;
     if (xt_vk_context_create(&desc, &vk, &err) || xt_kernels_create(vk, &k, &err) ||
         xt_vk_measure_peak(vk, NULL, &b.peak, &err)) {
@@ -141,13 +144,9 @@ int xt_cmd_bench(int argc, char **argv)
     b.k = k;
     printf("device: %s\n", xt_vk_context_info(vk)->name);
     xt_bench_header(&b);
-    if (want_matmul && xt_bench_matmul_types(&b, types, n_types, &err)) {
+    if ((want_matmul && xt_bench_matmul(&b, &err)) || (want_attn && xt_bench_attn(&b, &err)) ||
+        (want_moe && xt_bench_moe(&b, &err)))
         rc = xt_cli_fail(&err);
-        goto done;
-    }
-    /* the attention and MoE families are wired in when their benchmarks land */
-    if (want_attn) fprintf(stderr, "expertrace bench: attn: not wired in yet\n");
-    if (want_moe) fprintf(stderr, "expertrace bench: moe: not wired in yet\n");
 done:
     xt_kernels_destroy(k);
     xt_vk_context_destroy(vk);
