@@ -12,6 +12,7 @@ enum { XT_EXIT_OK = 0, XT_EXIT_INPUT = 1, XT_EXIT_USAGE = 2, XT_EXIT_DEVICE = 3 
 int xt_cmd_bench(int argc, char **argv);
 int xt_cmd_devices(int argc, char **argv);
 int xt_cmd_info(int argc, char **argv);
+int xt_cmd_run(int argc, char **argv);
 int xt_cmd_tokenize(int argc, char **argv);
 
 /* Prints "expertrace: <message>" for a failed library call and returns its exit code. */

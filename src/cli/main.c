@@ -16,6 +16,7 @@ static const verb verbs[] = {
     {"bench", xt_cmd_bench, "time the GPU ops at Qwen3-30B-A3B shapes against the device's peak"},
     {"devices", xt_cmd_devices, "list Vulkan devices, their limits and the features we use"},
     {"info", xt_cmd_info, "describe a GGUF model: architecture, hyper-parameters, tensors"},
+    {"run", xt_cmd_run, "one forward pass: top next tokens, logits, routing per layer"},
     {"tokenize", xt_cmd_tokenize, "show the ids and pieces the model's tokenizer gives for a text"},
 };
 
