@@ -420,7 +420,8 @@ static void model_should_match_llama_cpp_fixture(const xt_model *m, const char *
             if (a[i] > a[ia]) ia = i;
             if (b[i] > b[ib]) ib = i;
         }
-        agree += ia == ib;
+        /* a tie in the reference (f16 logits round) counts as agreement */
+        agree += ia == ib || b[ia] >= b[ib];
     }
     bool f32 = all_f32(m);
     double tol = f32 ? 1e-5 : 2e-3;

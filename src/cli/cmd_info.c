@@ -19,6 +19,7 @@
 #include "cJSON.h"
 #include "cli.h"
 #include "expertrace/gguf.h"
+#include "expertrace/model.h"
 #include "expertrace/quant.h"
 
 #define STRING_SHOWN_BYTES 120 /* longer string values are cut in the text output */
@@ -316,6 +317,46 @@ static int print_text(const xt_gguf *g, const char *arch_prefix)
     return XT_EXIT_OK;
 }
 
+/* ---- memory plan ---------------------------------------------------------------------------- */
+
+/* The plan is made for lavapipe's 128 MiB storage-binding limit, the smallest we meet
+ * (DESIGN.md §7); `run` checks the real device's limits and heaps before uploading. */
+#define PLAN_BINDING_LIMIT (128ull << 20)
+
+/* Opens path as a model and plans its weights; false (and a message in err) when the file is
+ * not a model we can run. */
+static bool memory_plan(const char *path, xt_mem_plan *plan, xt_error *err)
+{
+    xt_model *m = NULL;
+    bool ok = xt_model_open(path, &m, err) == XT_OK &&
+              xt_model_plan(m, PLAN_BINDING_LIMIT, plan, err) == XT_OK;
+    xt_model_close(m);
+    return ok;
+}
+
+static void print_memory_plan(const char *path)
+{
+    xt_mem_plan plan;
+    xt_error err = {0};
+    printf("\nmemory plan (device weights, bindings of at most 128 MiB)\n");
+    if (!memory_plan(path, &plan, &err)) {
+        printf("  not available: %s\n", err.msg);
+        return;
+    }
+    for (uint32_t i = 0; i < plan.n_types; i++) {
+        printf("  %-8s %5u tensor%s  ", xt_type_name(plan.per_type[i].type),
+               plan.per_type[i].tensors, plan.per_type[i].tensors == 1 ? " " : "s");
+        print_bytes(plan.per_type[i].bytes);
+        putchar('\n');
+    }
+    printf("  weights   ");
+    print_bytes(plan.weight_bytes);
+    printf("\n  largest binding ");
+    print_bytes(plan.largest_binding);
+    printf(" (%s); %u tensor%s split into chunks\n", plan.largest_binding_tensor,
+           plan.chunked_tensors, plan.chunked_tensors == 1 ? "" : "s");
+}
+
 /* ---- JSON output ---------------------------------------------------------------------------- */
 
 /* A NUL-terminated, valid UTF-8 copy of s (bad sequences and NUL bytes become U+FFFD). */
@@ -485,6 +526,25 @@ static int print_json(const xt_gguf *g)
         cJSON_AddItemToObject(tpt, tt[i].name, json_u64(tt[i].tensors));
     }
     cJSON_AddItemToObject(root, "total_bytes", json_u64(total));
+    xt_mem_plan plan;
+    xt_error perr = {0};
+    if (memory_plan(xt_gguf_path(g), &plan, &perr)) {
+        cJSON *mp = cJSON_CreateObject(), *per = cJSON_CreateObject();
+        cJSON_AddItemToObject(mp, "binding_limit", json_u64(plan.binding_limit));
+        for (uint32_t i = 0; i < plan.n_types; i++)
+            cJSON_AddItemToObject(per, xt_type_name(plan.per_type[i].type),
+                                  json_u64(plan.per_type[i].bytes));
+        cJSON_AddItemToObject(mp, "bytes_per_type", per);
+        cJSON_AddItemToObject(mp, "weight_bytes", json_u64(plan.weight_bytes));
+        cJSON_AddItemToObject(mp, "largest_binding", json_u64(plan.largest_binding));
+        cJSON_AddItemToObject(mp, "largest_binding_tensor",
+                              json_cstring(plan.largest_binding_tensor));
+        cJSON_AddItemToObject(mp, "chunked_tensors", json_u64(plan.chunked_tensors));
+        cJSON_AddItemToObject(root, "memory_plan", mp);
+    } else {
+        cJSON_AddItemToObject(root, "memory_plan", cJSON_CreateNull());
+        cJSON_AddItemToObject(root, "memory_plan_error", json_cstring(perr.msg));
+    }
     char *text = (xt_gguf_tensor_count(g) && !tt) ? NULL : cJSON_Print(root);
     free(tt);
     cJSON_Delete(root);
@@ -533,6 +593,7 @@ int xt_cmd_info(int argc, char **argv)
     }
 
     int code = json ? print_json(g) : print_text(g, arch_prefix);
+    if (!json && code == XT_EXIT_OK) print_memory_plan(path);
     xt_gguf_close(g);
     if (fflush(stdout) || ferror(stdout)) {
         fprintf(stderr, "expertrace: error writing output\n");
