@@ -185,6 +185,89 @@ done:
     free(zeros);
 }
 
+/* A patch at a sequence's last position, computed two ways: a full prefill with the patch, and a
+ * wavefront row from the unpatched run's recorded residual with the same patch. */
+static void wavefront_row_should_equal_full_recompute_with_the_same_patch(xt_fwd *f)
+{
+    const xt_hparams *hp = xt_fwd_hparams(f);
+    uint32_t L = hp->n_layer, D = hp->n_embd, V = hp->n_vocab;
+    uint32_t site = hp->n_expert ? XT_FWD_SITE_EXPERT : XT_FWD_SITE_MOE_OUT;
+    xt_fwd_record rec[2 * 16];
+    xt_fwd_row rows[2 * 16];
+    xt_fwd_patch pat[2 * 16];
+    float *full = calloc((size_t)V, sizeof(float)), *wave = calloc((size_t)2 * L * V, 4);
+    float *clean = calloc((size_t)3 * V, sizeof(float)), *delta = calloc(D, sizeof(float));
+    uint32_t *ids = calloc(hp->n_expert_used + 1, sizeof(uint32_t));
+    if (!full || !wave || !clean || !delta || !ids || L > 16) {
+        CHECK(!"out of memory or too many layers");
+        goto done;
+    }
+    for (uint32_t i = 0; i < D; i++) delta[i] = 0.25f * (float)((int)(i * 37 % 17) - 8) / 8.0f;
+    uint32_t s = 1, last = seqs[s].n_tokens - 1, delta_at = 4 * L * D;
+    xt_error err = {0};
+    xt_status st = xt_fwd_store_write(f, delta_at, delta, D, &err);
+    /* the routed experts at the last position, to patch one of them */
+    xt_fwd_record rid[16];
+    for (uint32_t l = 0; l < L; l++)
+        rid[l] = (xt_fwd_record){s, last, l, XT_REC_EXPERT_IDS, delta_at + D + l * 8};
+    for (uint32_t l = 0; l < L; l++) {
+        rec[2 * l] = (xt_fwd_record){s, last, l, XT_REC_RESIDUAL_IN, 2 * l * D};
+        rec[2 * l + 1] = (xt_fwd_record){s, last, l, XT_REC_RESIDUAL_MID, (2 * l + 1) * D};
+    }
+    if (!st)
+        st = xt_fwd_prefill(f, &(xt_fwd_batch){.seqs = seqs, .n_seqs = 3, .records = rec,
+                                               .n_records = 2 * L, .logits = clean},
+                            &err);
+    if (!st && hp->n_expert)
+        st = xt_fwd_prefill(f, &(xt_fwd_batch){.seqs = seqs, .n_seqs = 3, .records = rid,
+                                               .n_records = L, .logits = clean},
+                            &err);
+    CHECK_MSG(st == XT_OK, "%s: %s", model_name, err.msg);
+    if (st) goto done;
+    uint32_t bad = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        uint32_t expert = 0;
+        if (hp->n_expert) {
+            float e0;
+            st = xt_fwd_store_read(f, delta_at + D + l * 8, &e0, 1, &err);
+            memcpy(&expert, &e0, 4);
+        }
+        xt_fwd_patch p = {.row = s, .position = last, .layer = l, .site = site, .expert = expert,
+                          .mode = XT_FWD_PATCH_ADD, .src = delta_at};
+        if (!st)
+            st = xt_fwd_prefill(f, &(xt_fwd_batch){.seqs = seqs, .n_seqs = 3, .patches = &p,
+                                                   .n_patches = 1, .logits = clean},
+                                &err);
+        memcpy(full, clean + (size_t)s * V, (size_t)V * sizeof(float));
+        /* the prefill above rewrote the K/V, identically below layer l and at other tokens; the
+         * wavefront rows need only the unpatched prefix, which it did not change */
+        for (uint32_t k = 0; k < 2; k++) {
+            rows[k] = (xt_fwd_row){.parent = s, .layer = l, .stage = k ? XT_STAGE_MOE
+                                                                        : XT_STAGE_LAYER,
+                                   .input = (2 * l + k) * D};
+            pat[k] = p;
+            pat[k].row = k;
+            pat[k].position = 0;
+        }
+        if (!st)
+            st = xt_fwd_wavefront(f, &(xt_fwd_batch){.rows = rows, .n_rows = 2, .patches = pat,
+                                                     .n_patches = 2, .logits = wave},
+                                  &err);
+        CHECK_MSG(st == XT_OK, "%s: %s", model_name, err.msg);
+        if (st) goto done;
+        for (uint32_t k = 0; k < 2; k++)
+            if (memcmp(wave + (size_t)k * V, full, (size_t)V * sizeof(float))) bad++;
+    }
+    CHECK_MSG(bad == 0, "%s (%s): %u wavefront rows differ from the full recompute", model_name,
+              xt_fwd_backend(f) ? "cpu" : "gpu", bad);
+done:
+    free(full);
+    free(wave);
+    free(clean);
+    free(delta);
+    free(ids);
+}
+
 /* Records the MoE output at every (token, layer), then runs again replacing each with itself. */
 static void replacing_moe_output_with_its_recorded_value_should_change_nothing(xt_fwd *f)
 {
@@ -456,6 +539,14 @@ static void batch_invariance_gpu(void) { sequence_logits_should_not_depend_on_th
 static void batch_invariance_cpu(void) { sequence_logits_should_not_depend_on_the_batch(cur_cpu); }
 static void wavefront_gpu(void) { wavefront_row_with_zero_patch_should_equal_parent(cur_gpu); }
 static void wavefront_cpu(void) { wavefront_row_with_zero_patch_should_equal_parent(cur_cpu); }
+static void recompute_gpu(void)
+{
+    wavefront_row_should_equal_full_recompute_with_the_same_patch(cur_gpu);
+}
+static void recompute_cpu(void)
+{
+    wavefront_row_should_equal_full_recompute_with_the_same_patch(cur_cpu);
+}
 static void replace_gpu(void)
 {
     replacing_moe_output_with_its_recorded_value_should_change_nothing(cur_gpu);
@@ -531,9 +622,11 @@ int main(void)
             RUN(batch_invariance_gpu);
             RUN(wavefront_gpu);
             RUN(replace_gpu);
+            RUN(recompute_gpu);
             RUN(batch_invariance_cpu);
             RUN(wavefront_cpu);
             RUN(replace_cpu);
+            RUN(recompute_cpu);
         }
         xt_fwd_destroy(cur_gpu);
         xt_fwd_destroy(cur_cpu);
