@@ -265,11 +265,6 @@ static xt_status map_layer(xt_model *m, uint32_t il, xt_error *err)
         snprintf(name, sizeof name, "blk.%u." role, il);                                           \
         if ((s = find(m, name, true, &L->field, err))) return s;                                   \
     } while (0)
-#define OPT(field, role)                                                                           \
-    do {                                                                                           \
-        snprintf(name, sizeof name, "blk.%u." role, il);                                           \
-        if ((s = find(m, name, false, &L->field, err))) return s;                                  \
-    } while (0)
     REQ(attn_norm, "attn_norm.weight");
     REQ(wq, "attn_q.weight");
     REQ(wk, "attn_k.weight");
@@ -305,7 +300,6 @@ static xt_status map_layer(xt_model *m, uint32_t il, xt_error *err)
         }
     }
 #undef REQ
-#undef OPT
     /* expert FFN widths: the key when present (checked against the tensors), else the tensor's */
     xt_hparams *hpw = &m->hp;
     if (E) {

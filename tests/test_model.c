@@ -524,6 +524,84 @@ done:
     free(text);
 }
 
+/* ---- bad models (no XT_MODEL_DIR needed) ------------------------------------------------------ */
+
+typedef struct kv {
+    const char *key;
+    int type; /* 4 u32, 6 f32, 8 string */
+    uint32_t u;
+    float f;
+    const char *s;
+} kv;
+
+/* A GGUF v3 file with the given metadata and no tensors. */
+static bool write_gguf(const char *path, const kv *kvs, uint64_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return false;
+    uint32_t magic = 0x46554747, version = 3;
+    uint64_t n_tensors = 0;
+    fwrite(&magic, 4, 1, fp);
+    fwrite(&version, 4, 1, fp);
+    fwrite(&n_tensors, 8, 1, fp);
+    fwrite(&n, 8, 1, fp);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len = strlen(kvs[i].key);
+        uint32_t type = (uint32_t)kvs[i].type;
+        fwrite(&len, 8, 1, fp);
+        fwrite(kvs[i].key, 1, len, fp);
+        fwrite(&type, 4, 1, fp);
+        if (type == 4) fwrite(&kvs[i].u, 4, 1, fp);
+        if (type == 6) fwrite(&kvs[i].f, 4, 1, fp);
+        if (type == 8) {
+            len = strlen(kvs[i].s);
+            fwrite(&len, 8, 1, fp);
+            fwrite(kvs[i].s, 1, len, fp);
+        }
+    }
+    return fclose(fp) == 0;
+}
+
+static void unsupported_architecture_should_be_an_error_naming_it(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/xt_model_gpt2.gguf", XT_TMP_DIR);
+    kv kvs[] = {{"general.architecture", 8, 0, 0, "gpt2"}};
+    CHECK(write_gguf(path, kvs, 1));
+    xt_model *m = NULL;
+    xt_error err = {0};
+    xt_status s = xt_model_open(path, &m, &err);
+    CHECK(s == XT_ERR_UNSUPPORTED && m == NULL);
+    CHECK_MSG(strstr(err.msg, "gpt2") && strstr(err.msg, "xt_model_gpt2.gguf"), "%s", err.msg);
+    remove(path);
+}
+
+static void missing_tensor_should_be_an_error_naming_it(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/xt_model_empty.gguf", XT_TMP_DIR);
+    kv kvs[] = {{"general.architecture", 8, 0, 0, "qwen3moe"},
+                {"qwen3moe.block_count", 4, 2, 0, NULL},
+                {"qwen3moe.embedding_length", 4, 64, 0, NULL},
+                {"qwen3moe.attention.head_count", 4, 4, 0, NULL},
+                {"qwen3moe.expert_count", 4, 4, 0, NULL},
+                {"qwen3moe.expert_used_count", 4, 2, 0, NULL},
+                {"qwen3moe.attention.layer_norm_rms_epsilon", 6, 0, 1e-6f, NULL}};
+    CHECK(write_gguf(path, kvs, sizeof kvs / sizeof *kvs));
+    xt_model *m = NULL;
+    xt_error err = {0};
+    xt_status s = xt_model_open(path, &m, &err);
+    CHECK(s == XT_ERR_NOT_FOUND && m == NULL);
+    CHECK_MSG(strstr(err.msg, "token_embd.weight") && strstr(err.msg, "xt_model_empty.gguf"), "%s",
+              err.msg);
+    /* without the required epsilon, the key is named */
+    CHECK(write_gguf(path, kvs, sizeof kvs / sizeof *kvs - 1));
+    s = xt_model_open(path, &m, &err);
+    CHECK(s == XT_ERR_NOT_FOUND && m == NULL);
+    CHECK_MSG(strstr(err.msg, "layer_norm_rms_epsilon"), "%s", err.msg);
+    remove(path);
+}
+
 /* ---- driver ---------------------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -574,6 +652,8 @@ static void models_should_be_present(void)
 
 int main(void)
 {
+    RUN(unsupported_architecture_should_be_an_error_naming_it);
+    RUN(missing_tensor_should_be_an_error_naming_it);
     model_dir = getenv("XT_MODEL_DIR");
     const char *ci = getenv("CI");
     char **names = NULL;
@@ -597,7 +677,7 @@ int main(void)
         printf("SKIP test_model: XT_MODEL_DIR is %s%s (generate models with "
                "tests/reference/make_models.py DIR)\n",
                model_dir ? "empty or unreadable: " : "unset", model_dir ? model_dir : "");
-        return 0;
+        return xt_test_finish();
     }
     qsort(names, n, sizeof *names, cmp_str);
     xt_error err = {0};
