@@ -141,14 +141,17 @@ def quantize(x, qtype):
     """x: f32 array, last axis the contiguous ggml ne[0] -> uint8 rows (..., bytes per row)."""
     if qtype == QT.F32:
         return x
-    if qtype in K_QUANTIZERS:
-        rows = x.reshape(-1, x.shape[-1])
-        nb = rows.shape[1] // QK_K
-        packed = K_QUANTIZERS[qtype](rows.reshape(-1))
-        out = packed.reshape(rows.shape[0], nb * packed.shape[1])
-        out = out.reshape(*x.shape[:-1], out.shape[1])
-    else:
-        out = gguf.quants.quantize(x, qtype)
+    rows = x.reshape(-1, x.shape[-1])
+    step = max(1, (1 << 22) // rows.shape[1])     # ~4M values at a time bounds the temporaries
+    parts = []
+    for r in range(0, rows.shape[0], step):
+        chunk = rows[r:r + step]
+        if qtype in K_QUANTIZERS:
+            packed = K_QUANTIZERS[qtype](chunk.reshape(-1))
+            parts.append(packed.reshape(chunk.shape[0], -1))
+        else:
+            parts.append(gguf.quants.quantize(chunk, qtype))
+    out = np.concatenate(parts, axis=0).reshape(*x.shape[:-1], -1)
     # check a sample of rows against gguf's own dequantizer (the independent reader)
     flat_x = x.reshape(-1, x.shape[-1])
     flat_q = out.reshape(flat_x.shape[0], -1)
