@@ -2,7 +2,7 @@
 # Installs what expertrace needs to build and test on Debian 12 (bookworm) or newer:
 # compiler and CMake, Vulkan headers + loader, volk, glslc, SPIR-V tools, cJSON, the validation
 # layers and Mesa's lavapipe (a CPU Vulkan device, so tests run without a GPU), clang for the
-# fuzz target, Node.js for the tokenizer oracle. Safe to run again: it installs only what is missing.
+# fuzz target, Node.js for the tokenizer oracle, Python for the model generator. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 packages=(
@@ -10,6 +10,7 @@ packages=(
   libvulkan-dev libvulkan1 libvulkan-volk-dev glslc spirv-tools spirv-cross
   vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
   libcjson-dev libpcre2-dev libutf8proc-dev
+  python3 python3-venv
   clang libclang-rt-14-dev
 )
 

@@ -13,6 +13,14 @@ if [ -z "${XT_TOKENIZER_GGUF_DIR:-}" ]; then
   XT_TOKENIZER_GGUF_DIR=$(cd "$build/tokenizer-vocab" && pwd)
   export XT_TOKENIZER_GGUF_DIR
 fi
+# The forward-pass oracle: small GGUF models of every architecture written by the gguf package,
+# compared with llama.cpp's logits in tests/fixtures/models. Versions pinned: the fixtures check
+# each model file's sha256.
+if [ -z "${XT_MODEL_DIR:-}" ]; then
+  bash scripts/make_models.sh "$build/models"
+  XT_MODEL_DIR=$(cd "$build/models" && pwd)
+  export XT_MODEL_DIR
+fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_WERROR=ON
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"

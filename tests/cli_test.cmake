@@ -115,6 +115,12 @@ if(code EQUAL 0)
 endif()
 expect_run(devices_unknown_option_should_exit_2 2 "--bogus" devices --bogus)
 
+# run: usage and bad input, without a model of our own (the forward itself is test_model's).
+expect_run(run_without_model_should_exit_2 2 "run" run)
+expect_run(run_bad_token_list_should_exit_2 2 "--tokens" run ${moe} --tokens 1,x)
+expect_run(run_incomplete_model_should_name_the_tensor 1 "attn_norm\\.weight' is missing" run ${moe}
+           --tokens 1)
+
 # bench: bad lists are usage errors; a minimal run prints the peak and a row per op.
 expect_run(bench_unknown_family_should_exit_2 2 "unknown family 'bogus'" bench --ops bogus)
 expect_run(bench_bad_tokens_should_exit_2 2 "--tokens" bench --tokens 0)
