@@ -88,6 +88,11 @@ def worker(backend, model, repeats, threads):
             cp.n_threads_batch = threads
             if hasattr(cp, 'kv_unified'):
                 cp.kv_unified = True
+            # plain attention on both builds (newer llama.cpp defaults to flash attention "auto")
+            if hasattr(cp, 'flash_attn_type'):
+                cp.flash_attn_type = 0        # LLAMA_FLASH_ATTN_TYPE_DISABLED
+            elif hasattr(cp, 'flash_attn'):
+                cp.flash_attn = False
             ctx = L.llama_init_from_model(model_p, cp)
             if not ctx:
                 raise RuntimeError(f'{wname}: llama.cpp could not create a context')
