@@ -332,6 +332,10 @@ xt_status xt_op_logit_gather(xt_kernels *k, xt_cmd *cmd, const xt_logit_gather_d
         pc.chunk_row_count = (uint32_t)ch->row_count;
         pc.first_chunk = c == 0;
         b[0] = chunk_binding(ch);
+        /* Chunks write disjoint logits, but every chunk's dispatch binds the logits and the flag
+         * word read-write (the first one may OR into the flag): order them, as synchronization
+         * validation requires; a lm head has a handful of chunks at most. */
+        if (c > 0) xt_cmd_barrier(cmd, XT_BARRIER_COMPUTE_TO_COMPUTE);
         if ((s = xt_dispatch(cmd, p, groups[0], groups[1], groups[2], &pc, sizeof pc, b, 7, err)))
             return s;
     }
