@@ -3,6 +3,8 @@
 #ifndef XT_CLI_H
 #define XT_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "expertrace/status.h"
@@ -14,6 +16,9 @@ int xt_cmd_devices(int argc, char **argv);
 int xt_cmd_info(int argc, char **argv);
 int xt_cmd_run(int argc, char **argv);
 int xt_cmd_tokenize(int argc, char **argv);
+
+/* A decimal unsigned 32-bit number and nothing else (no sign, no trailing characters). */
+bool xt_cli_parse_u32(const char *s, uint32_t *out);
 
 /* Prints "expertrace: <message>" for a failed library call and returns its exit code. */
 int xt_cli_fail(const xt_error *err);

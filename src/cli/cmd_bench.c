@@ -33,16 +33,6 @@ static void print_help(FILE *f)
                "  --help          this text\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-') return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 /* Splits a comma-separated list in place; returns the count, or -1 when it has more than max
  * items or an empty one. */
 static int split_list(char *s, char **items, int max)
@@ -92,10 +82,10 @@ int xt_cmd_bench(int argc, char **argv)
         if (i + 1 >= argc) return xt_cli_usage_error(verb_name, "%s needs a value", opt);
         char *val = argv[++i];
         if (!strcmp(opt, "--repeats")) {
-            if (!parse_u32(val, &repeats) || repeats == 0 || repeats > 1000)
+            if (!xt_cli_parse_u32(val, &repeats) || repeats == 0 || repeats > 1000)
                 return xt_cli_usage_error(verb_name, "--repeats '%s': expected 1..1000", val);
         } else if (!strcmp(opt, "--device")) {
-            if (!parse_u32(val, &desc.device_index))
+            if (!xt_cli_parse_u32(val, &desc.device_index))
                 return xt_cli_usage_error(verb_name, "--device '%s': expected an index", val);
             desc.device_index_set = true;
         } else {
@@ -115,7 +105,7 @@ int xt_cmd_bench(int argc, char **argv)
                 }
             } else if (!strcmp(opt, "--tokens")) {
                 for (int j = 0; j < n; j++)
-                    if (!parse_u32(items[j], &tokens[j]) || tokens[j] == 0 || tokens[j] > 65536)
+                    if (!xt_cli_parse_u32(items[j], &tokens[j]) || tokens[j] == 0 || tokens[j] > 65536)
                         return xt_cli_usage_error(verb_name, "--tokens: '%s' is not a count in "
                                                   "1..65536", items[j]);
                 n_tokens = (uint32_t)n;

@@ -37,16 +37,6 @@ static void print_help(void)
            "  --device N          Vulkan device index (see 'expertrace devices')\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-') return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 /* "1,2,3" -> ids; false on anything else. */
 static bool parse_tokens(const char *s, xt_tokens *out)
 {
@@ -152,11 +142,11 @@ int xt_cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--logits") && has_val) {
             npy = argv[++i];
         } else if (!strcmp(a, "--top") && has_val) {
-            if (!parse_u32(argv[++i], &top) || top == 0)
+            if (!xt_cli_parse_u32(argv[++i], &top) || top == 0)
                 return xt_cli_usage_error("run", "--top wants a positive integer, not '%s'",
                                           argv[i]);
         } else if (!strcmp(a, "--device") && has_val) {
-            if (!parse_u32(argv[++i], &device))
+            if (!xt_cli_parse_u32(argv[++i], &device))
                 return xt_cli_usage_error("run", "--device wants an index, not '%s'", argv[i]);
             device_set = true;
         } else if (!strcmp(a, "--backend") && has_val) {

@@ -1,6 +1,8 @@
 /* expertrace: the command-line front end. Verbs live in cmd_*.c; this file dispatches and owns
  * the shared error printing. Only the CLI decides to exit; the library returns statuses. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +29,16 @@ static void print_usage(FILE *f)
         fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(f, "\n'expertrace <verb> --help' describes a verb's options.\n"
                "exit codes: 0 ok, 1 bad input, 2 usage, 3 device error\n");
+}
+
+bool xt_cli_parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-') return false;
+    *out = (uint32_t)v;
+    return true;
 }
 
 int xt_cli_fail(const xt_error *err)
