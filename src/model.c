@@ -52,18 +52,28 @@ struct xt_model {
 
 /* key = "<arch>.<suffix>"; *out keeps its value (the default) when the key is absent and
  * !required. */
+/* Builds key = "<arch>.<suffix>" and says whether it is present; a missing required key is
+ * XT_ERR_NOT_FOUND naming the file. */
+static xt_status arch_key(const xt_gguf *g, const char *arch, const char *suffix, bool required,
+                          char key[128], bool *present, xt_error *err)
+{
+    snprintf(key, 128, "%s.%s", arch, suffix);
+    *present = xt_gguf_find_key(g, key) >= 0;
+    if (!*present && required)
+        return xt_error_set(err, XT_ERR_NOT_FOUND, "%s: required key '%s' is missing",
+                            xt_gguf_path(g), key);
+    return XT_OK;
+}
+
 static xt_status get_u32(const xt_gguf *g, const char *arch, const char *suffix, bool required,
                          uint32_t *out, xt_error *err)
 {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (xt_gguf_find_key(g, key) < 0) {
-        if (!required) return XT_OK;
-        return xt_error_set(err, XT_ERR_NOT_FOUND, "%s: required key '%s' is missing",
-                            xt_gguf_path(g), key);
-    }
+    bool present;
+    xt_status s = arch_key(g, arch, suffix, required, key, &present, err);
+    if (s || !present) return s;
     uint64_t v;
-    xt_status s = xt_gguf_get_uint(g, key, 0, 1u << 30, &v, err);
+    s = xt_gguf_get_uint(g, key, 0, 1u << 30, &v, err);
     if (s) {
         xt_error_prefix(err, "%s", xt_gguf_path(g));
         return s;
@@ -76,14 +86,11 @@ static xt_status get_f32(const xt_gguf *g, const char *arch, const char *suffix,
                          float *out, xt_error *err)
 {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (xt_gguf_find_key(g, key) < 0) {
-        if (!required) return XT_OK;
-        return xt_error_set(err, XT_ERR_NOT_FOUND, "%s: required key '%s' is missing",
-                            xt_gguf_path(g), key);
-    }
+    bool present;
+    xt_status s = arch_key(g, arch, suffix, required, key, &present, err);
+    if (s || !present) return s;
     double v;
-    xt_status s = xt_gguf_get_float(g, key, &v, err);
+    s = xt_gguf_get_float(g, key, &v, err);
     if (s) {
         xt_error_prefix(err, "%s", xt_gguf_path(g));
         return s;

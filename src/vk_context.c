@@ -84,31 +84,25 @@ static xt_status create_device(xt_vk_context *ctx, xt_error *err)
     /* Core 1.1/1.2 structs always (all-false is fine); 1.3 ones only when enabled, so a 1.2
      * device never sees a struct of an extension we did not enable. */
     void **next = &f2.pNext;
-#define CHAIN(s)                                                                                   \
-    do {                                                                                           \
-        *next = &(s);                                                                              \
-        next = &(s).pNext;                                                                         \
-    } while (0)
-    CHAIN(s16);
-    CHAIN(s8);
-    CHAIN(f16);
-    CHAIN(ts);
-    CHAIN(bda);
-    CHAIN(sbl);
-    CHAIN(vmm);
+    XT_VK_CHAIN(next, s16);
+    XT_VK_CHAIN(next, s8);
+    XT_VK_CHAIN(next, f16);
+    XT_VK_CHAIN(next, ts);
+    XT_VK_CHAIN(next, bda);
+    XT_VK_CHAIN(next, sbl);
+    XT_VK_CHAIN(next, vmm);
     if (en->subgroup_size_control || en->compute_full_subgroups) {
-        CHAIN(ssc);
+        XT_VK_CHAIN(next, ssc);
         if (!is13) exts[n_exts++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
     }
     if (en->integer_dot_product) {
-        CHAIN(idp);
+        XT_VK_CHAIN(next, idp);
         if (!is13) exts[n_exts++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
     }
     if (en->maintenance4) {
-        CHAIN(m4);
+        XT_VK_CHAIN(next, m4);
         if (!is13) exts[n_exts++] = VK_KHR_MAINTENANCE_4_EXTENSION_NAME;
     }
-#undef CHAIN
 
     float priority = 1.0f;
     VkDeviceQueueCreateInfo qi = {

@@ -195,27 +195,22 @@ xt_status xt_vk_detect(VkPhysicalDevice pd, uint32_t index, uint32_t instance_ap
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_FEATURES};
 
         void **next = &f2.pNext;
-#define CHAIN(s)                                                                                   \
-    do {                                                                                           \
-        *next = &(s);                                                                              \
-        next = &(s).pNext;                                                                         \
-    } while (0)
-        CHAIN(s16);
+        XT_VK_CHAIN(next, s16);
         bool is12 = api >= API_1_2;
         if (is12) {
-            CHAIN(s8);
-            CHAIN(f16);
-            CHAIN(ts);
-            CHAIN(bda);
-            CHAIN(sbl);
-            CHAIN(vmm);
+            XT_VK_CHAIN(next, s8);
+            XT_VK_CHAIN(next, f16);
+            XT_VK_CHAIN(next, ts);
+            XT_VK_CHAIN(next, bda);
+            XT_VK_CHAIN(next, sbl);
+            XT_VK_CHAIN(next, vmm);
         }
         bool has_ssc = is13 || out->exts.subgroup_size_control;
         bool has_idp = is13 || out->exts.integer_dot_product;
         bool has_m4 = is13 || out->exts.maintenance4;
-        if (has_ssc) CHAIN(ssc);
-        if (has_idp) CHAIN(idp);
-        if (has_m4) CHAIN(m4);
+        if (has_ssc) XT_VK_CHAIN(next, ssc);
+        if (has_idp) XT_VK_CHAIN(next, idp);
+        if (has_m4) XT_VK_CHAIN(next, m4);
         vkGetPhysicalDeviceFeatures2(pd, &f2);
 
         xt_vk_features *s = &d->supported;
@@ -254,13 +249,12 @@ xt_status xt_vk_detect(VkPhysicalDevice pd, uint32_t index, uint32_t instance_ap
         VkPhysicalDeviceMaintenance4Properties m4p = {
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
         next = &p2.pNext;
-        CHAIN(sg);
-        CHAIN(m3p);
-        if (driver_props) CHAIN(drv);
-        if (has_ssc) CHAIN(sscp);
-        if (has_idp) CHAIN(idpp);
-        if (has_m4) CHAIN(m4p);
-#undef CHAIN
+        XT_VK_CHAIN(next, sg);
+        XT_VK_CHAIN(next, m3p);
+        if (driver_props) XT_VK_CHAIN(next, drv);
+        if (has_ssc) XT_VK_CHAIN(next, sscp);
+        if (has_idp) XT_VK_CHAIN(next, idpp);
+        if (has_m4) XT_VK_CHAIN(next, m4p);
         vkGetPhysicalDeviceProperties2(pd, &p2);
 
         d->subgroup.size = sg.subgroupSize;

@@ -8,6 +8,14 @@
 #define XT_VK_KHR_COOPERATIVE_MATRIX_NAME "VK_KHR_cooperative_matrix"
 #define XT_VK_KHR_PORTABILITY_SUBSET_NAME "VK_KHR_portability_subset"
 
+/* Appends struct s to a pNext chain whose open end is `next` (a void **), used when filling
+ * VkPhysicalDeviceFeatures2 for detection and for device creation. */
+#define XT_VK_CHAIN(next, s)                                                                       \
+    do {                                                                                           \
+        *(next) = &(s);                                                                            \
+        (next) = &(s).pNext;                                                                       \
+    } while (0)
+
 /* Device extensions a 1.2 device needs for features that are core in 1.3. */
 typedef struct xt_vk_device_exts {
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control */

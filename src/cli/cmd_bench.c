@@ -3,7 +3,6 @@
  * timestamps, printed next to the device's measured peak FP32 FLOP/s and copy bytes/s. Figures,
  * not pass/fail: each family's rows come from its xt_bench_* function (bench.h).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
