@@ -151,6 +151,8 @@ xt_status xt_fwd_gpu_init(xt_fwd *f, xt_vk_context *vk, xt_error *err)
     if (s) return s;
     uint64_t T = f->max_tokens, D = hp->n_embd, L = hp->n_layer, V = hp->n_vocab;
     uint64_t nq = (uint64_t)hp->n_head * hp->head_dim, nkv = (uint64_t)hp->n_head_kv * hp->head_dim;
+    /* Δ outputs exist for every output row (at most one per token); full logits only for
+     * max_out_rows of them */
     uint64_t O = f->max_out_rows, F = hp->n_expert ? 0 : hp->n_ff;
     g->kc = calloc(L, sizeof *g->kc);
     g->vc = calloc(L, sizeof *g->vc);
@@ -165,8 +167,8 @@ xt_status xt_fwd_gpu_init(xt_fwd *f, xt_vk_context *vk, xt_error *err)
         {&g->attn, T * 12, "attention rows", true},
         {&g->row_base, T * 4, "row bases", true},
         {&g->table, (uint64_t)f->max_patches * XT_PATCH_WORDS * 4, "patch table", true},
-        {&g->true_ids, O * 4, "true ids", true},
-        {&g->foil_ids, O * 4, "foil ids", true},
+        {&g->true_ids, T * 4, "true ids", true},
+        {&g->foil_ids, T * 4, "foil ids", true},
         {&g->res, T * D * 4, "residual", true},
         {&g->mid, T * D * 4, "residual mid", true},
         {&g->xn, T * D * 4, "normed", true},
@@ -179,10 +181,10 @@ xt_status xt_fwd_gpu_init(xt_fwd *f, xt_vk_context *vk, xt_error *err)
         {&g->fg, T * F * 4, "ffn gate", true},
         {&g->fu, T * F * 4, "ffn up", true},
         {&g->store, (uint64_t)f->store_floats * 4, "store", true},
-        {&g->hsel, O * D * 4, "output rows", true},
+        {&g->hsel, T * D * 4, "output rows", true},
         {&g->logits, O * V * 4, "logits", false},
-        {&g->lg2, O * 8, "true/foil logits", true},
-        {&g->diff, O * 4, "deltas", true},
+        {&g->lg2, T * 8, "true/foil logits", true},
+        {&g->diff, T * 4, "deltas", true},
     };
     uint64_t act_bytes = moe_ws_bytes(hp, T) + 2 * L * (uint64_t)f->kv_slots * nkv * 4;
     for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {

@@ -12,10 +12,12 @@
 enum { XT_EXIT_OK = 0, XT_EXIT_INPUT = 1, XT_EXIT_USAGE = 2, XT_EXIT_DEVICE = 3 };
 
 int xt_cmd_bench(int argc, char **argv);
+int xt_cmd_compare(int argc, char **argv);
 int xt_cmd_devices(int argc, char **argv);
 int xt_cmd_info(int argc, char **argv);
 int xt_cmd_run(int argc, char **argv);
 int xt_cmd_tokenize(int argc, char **argv);
+int xt_cmd_trace(int argc, char **argv);
 
 /* A decimal unsigned 32-bit number and nothing else (no sign, no trailing characters). */
 bool xt_cli_parse_u32(const char *s, uint32_t *out);

@@ -16,10 +16,12 @@ typedef struct verb {
 
 static const verb verbs[] = {
     {"bench", xt_cmd_bench, "time the GPU ops at Qwen3-30B-A3B shapes against the device's peak"},
+    {"compare", xt_cmd_compare, "check two trace results case by case (two GPUs, or GPU vs CPU)"},
     {"devices", xt_cmd_devices, "list Vulkan devices, their limits and the features we use"},
     {"info", xt_cmd_info, "describe a GGUF model: architecture, hyper-parameters, tensors"},
     {"run", xt_cmd_run, "one forward pass: top next tokens, logits, routing per layer"},
     {"tokenize", xt_cmd_tokenize, "show the ids and pieces the model's tokenizer gives for a text"},
+    {"trace", xt_cmd_trace, "expert-aware causal tracing of facts: layer sweep, expert pass, tables"},
 };
 
 static void print_usage(FILE *f)
