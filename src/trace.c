@@ -342,7 +342,14 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
         goto done;
     }
     if ((s = trace_write_json(summary_path, summary, err))) goto done;
-    if (!o->quiet) trace_print_summary(&r, summary, stdout);
+    if (!o->quiet) {
+        /* read back as written: numbers are raw text until parsed */
+        char *txt = cJSON_PrintUnformatted(summary);
+        cJSON *back = txt ? cJSON_Parse(txt) : NULL;
+        if (back) trace_print_summary(&r, back, stdout);
+        cJSON_Delete(back);
+        free(txt);
+    }
 done:
     if (r.sweep_f) fclose(r.sweep_f);
     if (r.cases_f) fclose(r.cases_f);

@@ -397,7 +397,12 @@ xt_status trace_resume(trace_run *r, xt_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/settings.json", r->o->out_dir);
-    cJSON *now = settings_json(r);
+    cJSON *built = settings_json(r);
+    char *txt = cJSON_PrintUnformatted(built);
+    cJSON *now = txt ? cJSON_Parse(txt) : NULL; /* compared as read back: raw numbers parsed */
+    free(txt);
+    cJSON_Delete(built);
+    if (!now) return xt_error_set(err, XT_ERR_NO_MEMORY, "trace: out of host memory");
     xt_error e2 = {0};
     cJSON *old = trace_read_json(path, &e2);
     xt_status s = XT_OK;

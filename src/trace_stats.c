@@ -23,7 +23,15 @@ enum {
     STREAM_EXPERT = 300000, /* + 100 * statistic + split */
 };
 
-cJSON *trace_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+/* cJSON prints 15 significant digits whenever they read back within its epsilon, which is not
+ * always the same double: write 17 so that a resumed run reads back exactly what it wrote. */
+cJSON *trace_num(double v)
+{
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v);
+    return cJSON_CreateRaw(b);
+}
 
 /* Indices (into r->cases) of the selected cases of one split. */
 static uint32_t split_cases(const trace_run *r, int split, uint32_t *out)
