@@ -127,6 +127,43 @@ expect_run(bench_bad_tokens_should_exit_2 2 "--tokens" bench --tokens 0)
 expect_run(bench_should_print_peak_and_rows 0 "peak: .*router .*moe_layer +q8_0" bench --ops moe
            --tokens 1 --types q8_0 --repeats 1)
 
+# trace / compare: usage errors, bad facts, and — with $XT_MODEL_DIR — a run killed mid-way and
+# rerun gives the summary of an uninterrupted run, and the GPU and --backend cpu results compare
+# equal while another noise seed does not.
+expect_run(trace_unknown_option_should_exit_2 2 "--bogus" trace --bogus)
+expect_run(trace_bad_filter_should_exit_2 2 "--filter" trace x.gguf --facts f.json --filter loose)
+expect_run(compare_needs_two_dirs 2 "two result directories" compare ${TMP})
+expect_run(compare_missing_dir_should_name_it 1 "no-such-dir/summary\\.json" compare
+           ${TMP}/no-such-dir ${TMP}/no-such-dir)
+set(tm "$ENV{XT_MODEL_DIR}/qwen3moe-f32.gguf")
+if(DEFINED ENV{XT_MODEL_DIR} AND EXISTS "${tm}")
+  set(facts ${SRC}/tests/fixtures/trace/facts_small.json)
+  file(WRITE ${TMP}/bad-facts.json "[{\"case_id\": 1, \"requested_rewrite\": ")
+  expect_run(trace_bad_facts_should_name_file 1 "bad-facts\\.json" trace ${tm} --facts
+             ${TMP}/bad-facts.json -o ${TMP}/trace-bad)
+  set(targs ${tm} --facts ${facts} --filter none --seed 7 --bootstrap 300 --flips 300 --quiet)
+  foreach(d whole killed cpu seed8)
+    file(REMOVE_RECURSE ${TMP}/trace-${d})
+  endforeach()
+  expect_run(trace_should_run 0 "" trace ${targs} -o ${TMP}/trace-whole)
+  execute_process(COMMAND timeout -s KILL 3 ${EXE} trace ${targs} -o ${TMP}/trace-killed
+                  RESULT_VARIABLE kcode OUTPUT_QUIET ERROR_QUIET)
+  expect_run(trace_rerun_after_kill_should_finish 0 "" trace ${targs} -o ${TMP}/trace-killed)
+  file(READ ${TMP}/trace-whole/summary.json s_whole)
+  file(READ ${TMP}/trace-killed/summary.json s_killed)
+  string(COMPARE EQUAL "${s_whole}" "${s_killed}" same_summary)
+  report(trace_killed_and_resumed_should_equal_whole ${same_summary} "(first run's exit ${kcode})")
+  expect_run(trace_cpu_backend_should_run 0 "" trace ${targs} --backend cpu -o ${TMP}/trace-cpu)
+  expect_run(compare_gpu_cpu_should_agree 0 "SAME: 11 cases" compare ${TMP}/trace-whole
+             ${TMP}/trace-cpu --tol 1e-4)
+  expect_run(trace_other_seed_should_run 0 "" trace ${tm} --facts ${facts} --filter none --seed 8
+             --bootstrap 300 --flips 300 --quiet -o ${TMP}/trace-seed8)
+  expect_run(compare_other_seed_should_differ 1 "noise_seed: 7 vs 8.*delta_noised_mean.*DIFFERENT" compare
+             ${TMP}/trace-whole ${TMP}/trace-seed8)
+  expect_run(trace_resume_with_other_settings_should_refuse 2 "noise_seed" trace ${tm} --facts
+             ${facts} --filter none --seed 9 --quiet -o ${TMP}/trace-whole)
+endif()
+
 message("${passes} passed, ${failures} failed")
 if(failures GREATER 0)
   message(FATAL_ERROR "CLI contract: ${failures} failed")
