@@ -276,6 +276,7 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
             if ((s = trace_pass1(&r, batch, nb, err)) ||
                 (s = append_lines(&r, r.sweep_f, sweep_path, batch, nb, false, err)))
                 goto done;
+            r.timed_cases += nb;
             for (uint32_t i = 0; i < nb; i++)
                 if (o->cases_path || r.cases[batch[i]].passed) passed++;
             progress(&r, "layer sweep", passed, want, t0, false);
@@ -342,6 +343,33 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
         goto done;
     }
     if ((s = trace_write_json(summary_path, summary, err))) goto done;
+    {
+        /* timing is not part of the summary: a resumed run's summary equals a whole run's */
+        char tpath[4200];
+        snprintf(tpath, sizeof tpath, "%s/timing.json", o->out_dir);
+        cJSON *t = cJSON_CreateObject();
+        double secs = r.seconds_pass1 + r.seconds_pass2 + r.seconds_rome;
+        uint64_t rows = r.prefill_rows + r.wave_rows;
+        cJSON_AddNumberToObject(t, "seconds_sweep", r.seconds_pass1);
+        cJSON_AddNumberToObject(t, "seconds_experts", r.seconds_pass2);
+        cJSON_AddNumberToObject(t, "seconds_rome", r.seconds_rome);
+        cJSON_AddNumberToObject(t, "cases_examined_this_run", (double)r.timed_cases);
+        cJSON_AddNumberToObject(t, "prefill_rows", (double)r.prefill_rows);
+        cJSON_AddNumberToObject(t, "prefill_tokens", (double)r.prefill_tokens);
+        cJSON_AddNumberToObject(t, "wavefront_rows", (double)r.wave_rows);
+        cJSON_AddNumberToObject(t, "submissions", (double)r.submissions);
+        cJSON_AddNumberToObject(t, "cases_per_s", secs > 0 ? r.timed_cases / secs : 0);
+        cJSON_AddNumberToObject(t, "rows_per_s", secs > 0 ? rows / secs : 0);
+        s = trace_write_json(tpath, t, err);
+        cJSON_Delete(t);
+        if (s) goto done;
+        if (!o->quiet)
+            printf("work: %llu prefill rows (%llu tokens) + %llu wavefront rows in %llu "
+                   "submissions, %.1f s: %.2f cases/s, %.1f rows/s\n",
+                   (unsigned long long)r.prefill_rows, (unsigned long long)r.prefill_tokens,
+                   (unsigned long long)r.wave_rows, (unsigned long long)r.submissions, secs,
+                   secs > 0 ? r.timed_cases / secs : 0, secs > 0 ? rows / secs : 0);
+    }
     if (!o->quiet) {
         /* read back as written: numbers are raw text until parsed */
         char *txt = cJSON_PrintUnformatted(summary);

@@ -79,7 +79,7 @@ typedef struct trace_run {
     bool layer_forced, expert_forced;
 
     /* counters for the benchmark figures */
-    uint64_t prefill_rows, prefill_tokens, wave_rows, submissions;
+    uint64_t prefill_rows, prefill_tokens, wave_rows, submissions, timed_cases;
     double seconds_pass1, seconds_pass2, seconds_rome;
 
     FILE *sweep_f, *cases_f;   /* open for appending */

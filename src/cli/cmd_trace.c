@@ -222,8 +222,10 @@ int xt_cmd_trace(int argc, char **argv)
     char dev[512] = "", drv[600] = "", feat[300] = "";
     if (xt_model_open(model_path, &m, &err)) goto fail;
     if (backend == XT_BACKEND_GPU) {
+        /* a CPU Vulkan device takes minutes for one batch of a real-shape model */
         if (xt_vk_context_create(&(xt_vk_desc){.device_index_set = device_set,
-                                               .device_index = device},
+                                               .device_index = device,
+                                               .timeout_ns = 1800ull * 1000000000ull},
                                  &vk, &err))
             goto fail;
         const xt_vk_device_info *in = xt_vk_context_info(vk);
