@@ -363,12 +363,6 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
         s = trace_write_json(tpath, t, err);
         cJSON_Delete(t);
         if (s) goto done;
-        if (!o->quiet)
-            printf("work: %llu prefill rows (%llu tokens) + %llu wavefront rows in %llu "
-                   "submissions, %.1f s: %.2f cases/s, %.1f rows/s\n",
-                   (unsigned long long)r.prefill_rows, (unsigned long long)r.prefill_tokens,
-                   (unsigned long long)r.wave_rows, (unsigned long long)r.submissions, secs,
-                   secs > 0 ? r.timed_cases / secs : 0, secs > 0 ? rows / secs : 0);
     }
     if (!o->quiet) {
         /* read back as written: numbers are raw text until parsed */
@@ -377,6 +371,13 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
         if (back) trace_print_summary(&r, back, stdout);
         cJSON_Delete(back);
         free(txt);
+        double secs = r.seconds_pass1 + r.seconds_pass2 + r.seconds_rome;
+        uint64_t rows = r.prefill_rows + r.wave_rows;
+        printf("work: %llu prefill rows (%llu tokens) + %llu wavefront rows in %llu "
+               "submissions, %.1f s: %.2f cases/s, %.1f rows/s\n",
+               (unsigned long long)r.prefill_rows, (unsigned long long)r.prefill_tokens,
+               (unsigned long long)r.wave_rows, (unsigned long long)r.submissions, secs,
+               secs > 0 ? r.timed_cases / secs : 0, secs > 0 ? rows / secs : 0);
     }
 done:
     if (r.sweep_f) fclose(r.sweep_f);
