@@ -11,7 +11,7 @@ packages=(
   vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
   libcjson-dev libpcre2-dev libutf8proc-dev
   python3 python3-venv
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev chromium
 )
 
 # node + npm run the reference tokenizers (tests/reference); a Node.js that is already installed

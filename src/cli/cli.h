@@ -15,6 +15,7 @@ int xt_cmd_bench(int argc, char **argv);
 int xt_cmd_compare(int argc, char **argv);
 int xt_cmd_devices(int argc, char **argv);
 int xt_cmd_info(int argc, char **argv);
+int xt_cmd_report(int argc, char **argv);
 int xt_cmd_run(int argc, char **argv);
 int xt_cmd_tokenize(int argc, char **argv);
 int xt_cmd_trace(int argc, char **argv);

@@ -19,6 +19,7 @@ static const verb verbs[] = {
     {"compare", xt_cmd_compare, "check two trace results case by case (two GPUs, or GPU vs CPU)"},
     {"devices", xt_cmd_devices, "list Vulkan devices, their limits and the features we use"},
     {"info", xt_cmd_info, "describe a GGUF model: architecture, hyper-parameters, tensors"},
+    {"report", xt_cmd_report, "an HTML page with the figures and tables of a trace's results"},
     {"run", xt_cmd_run, "one forward pass: top next tokens, logits, routing per layer"},
     {"tokenize", xt_cmd_tokenize, "show the ids and pieces the model's tokenizer gives for a text"},
     {"trace", xt_cmd_trace, "expert-aware causal tracing of facts: layer sweep, expert pass, tables"},
