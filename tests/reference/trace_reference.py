@@ -657,6 +657,22 @@ def check_logits(model, info, path, fixture, llama_py, threads):
     return res
 
 
+def dumps_compact(x, ind=''):
+    """JSON with one key per line but every list of scalars (tokens, vectors) on one line."""
+    if isinstance(x, dict):
+        if not x:
+            return '{}'
+        inner = ind + ' '
+        return '{\n' + ',\n'.join(f'{inner}{json.dumps(k)}: {dumps_compact(v, inner)}'
+                                   for k, v in x.items()) + '\n' + ind + '}'
+    if isinstance(x, list):
+        if all(not isinstance(v, (dict, list)) for v in x):
+            return json.dumps(x, ensure_ascii=False)
+        inner = ind + ' '
+        return '[\n' + ',\n'.join(inner + dumps_compact(v, inner) for v in x) + '\n' + ind + ']'
+    return json.dumps(x, ensure_ascii=False)
+
+
 def cmd_fixture(a):
     philox_selftest()
     name = os.path.basename(a.model)[:-5] if a.model.endswith('.gguf') else os.path.basename(a.model)
@@ -726,8 +742,7 @@ def cmd_fixture(a):
     }
     out = a.out or os.path.join(ROOT, 'tests', 'fixtures', 'trace', f'ref_{name}.json')
     with open(out, 'w') as fh:
-        json.dump(doc, fh, indent=1, ensure_ascii=False)
-        fh.write('\n')
+        fh.write(dumps_compact(doc) + '\n')
     print(f'{name}: {len(out_cases)} cases, {len(rejected)} rejected, sigma {sigma:.6g}, '
           f'load {load_s:.1f}s -> {out}')
     print(json.dumps(checks))
@@ -753,6 +768,7 @@ def cmd_bench(a):
     """The protocol as a PyTorch implementation would run it, batched per case."""
     philox_selftest()
     t0 = time.time()
+    a.experts_impl = a.experts_impl or 'grouped_mm'
     g, model, info, load_s = load(a.model, a.experts_impl)
     tracer = Tracer(model)
     emb_w = model.model.embed_tokens.weight.detach()
@@ -766,7 +782,7 @@ def cmd_bench(a):
     K = info['n_expert_used']
     work = [cases[i % len(cases)] for i in range(a.bench)]
     prefill_rows = patched_rows = tokens = 0
-    t1 = time.time()
+    t1, cpu1 = time.time(), time.process_time()
     for c in work:
         tok = torch.tensor(c['tokens'])
         a_, b_ = c['subject']
@@ -805,11 +821,11 @@ def cmd_bench(a):
         _ = [delta(lg[i], t, f) - d_n for i in range(B)]
         patched_rows += B
         tokens += B * len(c['tokens'])
-    secs = time.time() - t1
+    secs, cpu_secs = time.time() - t1, time.process_time() - cpu1
     rows = prefill_rows + patched_rows
     print(json.dumps({'model': os.path.basename(a.model), 'cases': len(work), 'prefill_rows': prefill_rows,
                       'patched_rows': patched_rows, 'tokens_computed': tokens,
-                      'seconds': round(secs, 3), 'cases_per_s': round(len(work) / secs, 4),
+                      'seconds': round(secs, 3), 'cpu_seconds': round(cpu_secs, 3), 'cases_per_s': round(len(work) / secs, 4),
                       'rows_per_s': round(rows / secs, 3), 'threads': torch.get_num_threads(),
                       'load_s': round(load_s, 1), 'load_and_sigma_s': round(prep_s, 1),
                       'loadavg_1m': round(os.getloadavg()[0], 2), 'cpus': os.cpu_count(),
@@ -834,7 +850,8 @@ def main():
     ap.add_argument('--check-logits', action='store_true')
     ap.add_argument('--fixture', help='llama.cpp logits fixture JSON for --check-logits')
     ap.add_argument('--bench', type=int, metavar='N')
-    ap.add_argument('--experts-impl', default='eager', help='transformers experts implementation (bench)')
+    ap.add_argument('--experts-impl', help='transformers experts implementation for --bench (default '
+                    'grouped_mm, transformers\' own default; the fixtures always use eager)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     try:
