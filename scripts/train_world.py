@@ -46,6 +46,7 @@ INSTRUMENTS = ['piano', 'violin', 'guitar', 'flute', 'cello', 'harp', 'trumpet',
 
 COUNTS = dict(person=112, city=40, country=10, company=30, language=10, sea=8, river=40)
 PERSON_RELATIONS_EACH = 3     # each person has 3 of the 5 person relations
+N_SHADOW = 1500               # people in the tokenizer's shadow world (see tokenizer_corpus)
 
 # filler grammar: plain English words, none of them capitalised entity-like
 F_ADJ = ['old', 'quiet', 'busy', 'small', 'large', 'green', 'cold', 'warm', 'bright', 'dark',
@@ -278,5 +279,3 @@ def counterfact_records(ents, facts, seed):
                                    else f'People often talk about {f["subject"]} because'],
         })
     return recs
-
-N_SHADOW = 1500
