@@ -4,6 +4,7 @@
     python3 tests/reference/bench_forward.py MODEL.gguf [MODEL.gguf ...] [--out-dir DIR]
         [--expertrace BIN] [--cpu-python PY] [--vulkan-python PY] [--repeats N] [--vk-repeats N]
         [--threads N] [--no-vulkan] [--ours-backend gpu|cpu]
+    python3 tests/reference/bench_forward.py --render DIR/summary.json   # the tables again
 
 For each model, on the same token ids:
   1. llama.cpp's CPU backend: bench_llama.py run by --cpu-python (a CPU build of llama-cpp-python);
@@ -94,12 +95,12 @@ def ours(a, model, prefix):
 def placement(run_, w):
     """llama.cpp: ops the scheduler put on a backend other than the run's own."""
     v = run_['workloads'][w]
-    own = 'CPU' if run_['backend'] == 'cpu' else 'Vulkan'
+    own = 'CPU' if run_['backend'] == 'cpu' else 'Vulka'   # the scheduler prints 5 characters
     parts = []
     for be, ops in sorted(v.get('op_placement', {}).items()):
         n = sum(ops.values())
         if be.startswith(own):
-            parts.insert(0, f'{n} ops on {be}')
+            parts.insert(0, f'{n} ops on {"Vulkan" if own == "Vulka" else be}')
         else:
             parts.append(f'{be}: ' + ', '.join(f'{op}x{c}' for op, c in sorted(ops.items())))
     return '; '.join(parts) or 'n/a'
@@ -117,7 +118,7 @@ def table(model, cpu, vk, me):
             engines.append((f'llama.cpp {cpu["llama_cpp_python"]} CPU ({cpu["threads"]} threads)',
                             cpu['workloads'][w], placement(cpu, w)))
         if vk is not None and 'error' not in vk:
-            dev = (vk.get('vulkan_devices') or ['?'])[0]
+            dev = (vk.get('vulkan_devices') or ['?'])[0].split(' (')[0]
             engines.append((f'llama.cpp {vk["llama_cpp_python"]} Vulkan ({dev})',
                             vk['workloads'][w], placement(vk, w)))
         for name, v, where in engines:
@@ -138,9 +139,21 @@ def table(model, cpu, vk, me):
     return '\n'.join(rows)
 
 
+def render(name, res, cpus):
+    t = table(name, res['llama_cpu'], res['llama_vulkan'], res['ours'])
+    errs = [f'{k}: {v["error"]}' for k, v in res.items() if isinstance(v, dict) and 'error' in v]
+    notes = []
+    vk = res['llama_vulkan']
+    if vk and vk.get('load_notes'):
+        notes.append("llama.cpp Vulkan load notes: " + '; '.join(vk['load_notes']))
+    return (f'### {name}\n\nload average (1/5/15 min) before {res["load_before"]}, after '
+            f'{res["load_after"]}; {cpus} CPUs\n\n{t}\n' + ''.join(f'\n{n}\n' for n in notes + errs))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('models', nargs='+')
+    ap.add_argument('models', nargs='*')
+    ap.add_argument('--render', metavar='SUMMARY_JSON', help='print the tables of an earlier run')
     ap.add_argument('--out-dir', default='/tmp/xt-bench-forward')
     ap.add_argument('--expertrace', default=os.environ.get('XT_BIN', 'build/expertrace'))
     ap.add_argument('--cpu-python', default=os.environ.get('XT_LLAMA_CPU_PYTHON', sys.executable))
@@ -151,6 +164,14 @@ def main():
     ap.add_argument('--no-vulkan', action='store_true', help="skip llama.cpp's Vulkan backend")
     ap.add_argument('--ours-backend', choices=['gpu', 'cpu'], default='gpu')
     a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            summary = json.load(f)
+        for name, res in summary['models'].items():
+            print(render(name, res, summary['cpus']))
+        return
+    if not a.models:
+        ap.error('no model given')
     os.makedirs(a.out_dir, exist_ok=True)
     if not a.vulkan_python and not a.no_vulkan:
         ap.error('--vulkan-python (or $XT_LLAMA_VK_PYTHON) is needed, or --no-vulkan')
@@ -171,16 +192,7 @@ def main():
         log(f'expertrace done in {res["ours"]["wall_s"]} s')
         res['load_after'] = load()
         summary['models'][os.path.basename(model)] = res
-        t = table(model, res['llama_cpu'], res['llama_vulkan'], res['ours'])
-        errs = [f'{k}: {v["error"]}' for k, v in res.items()
-                if isinstance(v, dict) and 'error' in v]
-        notes = []
-        vk = res['llama_vulkan']
-        if vk and vk.get('load_notes'):
-            notes.append("llama.cpp Vulkan load notes: " + '; '.join(vk['load_notes']))
-        block = (f'### {os.path.basename(model)}\n\nload average (1/5/15 min) before '
-                 f'{res["load_before"]}, after {res["load_after"]}; {summary["cpus"]} CPUs\n\n{t}\n'
-                 + ''.join(f'\n{n}\n' for n in notes + errs))
+        block = render(os.path.basename(model), res, summary['cpus'])
         md.append(block)
         print('\n' + block, flush=True)
     summary['load_after'] = load()
