@@ -5,11 +5,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
 #include "bench.h"
+#include "util.h"
 #include "expertrace/model.h"
 
 enum { MAX_WORKLOADS = 16, NAME_BYTES = 32 };
@@ -69,39 +69,6 @@ static void random_ids(fwd_workload *w, uint32_t n_vocab)
         w->ids[i] = (int32_t)(lo + rng_next() % (hi - lo));
 }
 
-static xt_status read_file(const char *path, char **out, xt_error *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return xt_error_set(err, XT_ERR_IO, "%s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            char *nb = realloc(buf, cap ? cap * 2 : 1 << 20);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of host memory", path);
-            }
-            buf = nb;
-            cap = cap ? cap * 2 : 1 << 20;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return xt_error_set(err, XT_ERR_IO, "%s: read error", path);
-    }
-    buf[len] = 0;
-    *out = buf;
-    return XT_OK;
-}
-
 /* The workload's ids from bench_llama.py's JSON: "prompts": {name: [[id, ...] × n_seq]}. */
 static xt_status load_ids(const cJSON *root, const char *path, fwd_workload *w, uint32_t n_vocab,
                           xt_error *err)
@@ -157,13 +124,6 @@ static double forward_flop(const xt_hparams *hp, const fwd_workload *w)
     return 2.0 * hp->n_layer * (per_tok * tokens + attn) + 2.0 * d * hp->n_vocab * w->n_seq;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static xt_status run_workload(xt_fwd *f, const xt_hparams *hp, fwd_workload *w, uint32_t repeats,
                               float *logits, xt_fwd_seq *seqs, xt_error *err)
 {
@@ -171,9 +131,9 @@ static xt_status run_workload(xt_fwd *f, const xt_hparams *hp, fwd_workload *w, 
         seqs[s] = (xt_fwd_seq){w->ids + (uint64_t)s * w->n_tok, w->n_tok};
     xt_fwd_batch b = {.seqs = seqs, .n_seqs = w->n_seq, .logits = logits};
     for (uint32_t r = 0; r <= repeats; r++) { /* run 0: warm-up */
-        double t0 = now_s();
+        double t0 = xt_now_s();
         xt_status s = xt_fwd_prefill(f, &b, err);
-        double dt = now_s() - t0;
+        double dt = xt_now_s() - t0;
         if (s) return s;
         fprintf(stderr, "forward %s: %s %.3f s\n", w->name, r ? "run" : "warm-up", dt);
         if (r) w->secs[r - 1] = dt;
@@ -286,7 +246,8 @@ xt_status xt_bench_forward(const xt_bench_fwd_desc *d, xt_error *err)
     if (s) goto done;
     const xt_hparams *hp = xt_model_hparams(m);
     if (d->tokens_file) {
-        if ((s = read_file(d->tokens_file, &text, err))) goto done;
+        size_t text_len;
+        if ((s = xt_read_file(d->tokens_file, false, &text, &text_len, err))) goto done;
         if (!(root = cJSON_Parse(text))) {
             s = xt_error_set(err, XT_ERR_FORMAT, "%s: not valid JSON", d->tokens_file);
             goto done;

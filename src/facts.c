@@ -12,7 +12,6 @@
  */
 #include "facts.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include <string.h>
 
 #include "cJSON.h"
+#include "util.h"
 
 #define MAX_CASE_ID 2147483647.0 /* 2^31 - 1 */
 #define REASON_BYTES 320
@@ -585,35 +585,11 @@ xt_status xt_facts_parse(const char *text, size_t len, const char *name, xt_fact
 xt_status xt_facts_load(const char *path, xt_facts *out, xt_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return xt_error_set(err, XT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            char *p = ncap > cap ? realloc(buf, ncap) : NULL;
-            if (!p) {
-                free(buf);
-                fclose(fp);
-                return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: reading %zu bytes", path, len);
-            }
-            buf = p;
-            cap = ncap;
-        }
-        errno = 0;
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(fp), saved = errno;
-    errno = saved;
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        return xt_error_set(err, XT_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    }
-    xt_status s = xt_facts_parse(buf, len, path, out, err);
+    char *buf;
+    size_t len;
+    xt_status s = xt_read_file(path, false, &buf, &len, err);
+    if (s) return s;
+    s = xt_facts_parse(buf, len, path, out, err);
     free(buf);
     return s;
 }

@@ -12,6 +12,7 @@
  * invalid UTF-8 replaced by U+FFFD); numbers are printed with printf; nothing else is pasted.
  */
 #include "report.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1720,43 +1721,6 @@ xt_status xt_report_html(const xt_report_input *in, char **html, xt_error *err)
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
-/* The whole file, NUL-terminated; XT_ERR_NOT_FOUND when it does not exist. */
-static xt_status read_text(const char *path, char **out, size_t *len, xt_error *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return xt_error_set(err, errno == ENOENT ? XT_ERR_NOT_FOUND : XT_ERR_IO,
-                            "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? 2 * cap : 1 << 17;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return xt_error_set(err, XT_ERR_NO_MEMORY, "%s: out of host memory", path);
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, 65536, f);
-        n += got;
-        if (got < 65536) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return xt_error_set(err, XT_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return XT_OK;
-}
-
 /* Line and column of byte `at` of text, for parse errors. */
 static void line_col(const char *text, const char *at, unsigned *line, unsigned *col)
 {
@@ -1779,12 +1743,12 @@ xt_status xt_report_load(const char *dir, cJSON **summary, cJSON **cases, xt_err
     char *text;
     size_t len;
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    xt_status s = read_text(path, &text, &len, err);
-    if (s) return s == XT_ERR_NOT_FOUND ? xt_error_set(err, XT_ERR_IO,
-                                                       "%s: no such file (is '%s' a directory "
-                                                       "written by 'expertrace trace'?)",
-                                                       path, dir)
-                                        : s;
+    xt_status s = xt_read_file(path, true, &text, &len, err);
+    if (s) return s;
+    if (!text)
+        return xt_error_set(err, XT_ERR_IO,
+                            "%s: no such file (is '%s' a directory written by 'expertrace trace'?)",
+                            path, dir);
     if (strlen(text) != len) {
         free(text);
         return xt_error_set(err, XT_ERR_FORMAT, "%s: not a JSON text (NUL byte)", path);
@@ -1800,12 +1764,9 @@ xt_status xt_report_load(const char *dir, cJSON **summary, cJSON **cases, xt_err
     }
     free(text);
     snprintf(path, sizeof path, "%s/cases.jsonl", dir);
-    s = read_text(path, &text, &len, err);
-    if (s == XT_ERR_NOT_FOUND) {
-        xt_error_clear(err);
-        return XT_OK;
-    }
+    s = xt_read_file(path, true, &text, &len, err);
     if (s) goto fail;
+    if (!text) return XT_OK;
     *cases = cJSON_CreateArray();
     unsigned line = 0;
     for (char *p = text; *cases && p < text + len;) {

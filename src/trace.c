@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "noise.h"
+#include "util.h"
 #include "trace_internal.h"
 
 void xt_trace_opts_init(xt_trace_opts *o)
@@ -51,18 +51,11 @@ void xt_trace_fwd_desc(const xt_model *model, const xt_trace_opts *o, xt_fwd_des
     d->store_floats = (uint32_t)want;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(const trace_run *r, const char *what, uint32_t done, uint32_t total,
                      double t0, bool final)
 {
     if (!r->o->progress) return;
-    double el = now_s() - t0, rate = el > 0 ? done / el : 0;
+    double el = xt_now_s() - t0, rate = el > 0 ? done / el : 0;
     double eta = rate > 0 && total > done ? (total - done) / rate : 0;
     int w = 30, fill = total ? (int)((double)w * done / total) : w;
     if (fill > w) fill = w;
@@ -262,7 +255,7 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
      * (or interrupted and resumed): gather at most as many unexamined cases as passes are
      * missing, run them, count, repeat. Given case ids are all used. */
     uint32_t want = o->cases_path ? r.n_order : o->n_cases;
-    double t0 = now_s();
+    double t0 = xt_now_s();
     uint32_t pos = 0, passed = 0;
     while (pos < r.n_order && passed < want) {
         uint32_t nc = 0;
@@ -315,7 +308,7 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
                 cand[nc++] = r.selected[i];
             }
         }
-        t0 = now_s();
+        t0 = xt_now_s();
         uint32_t done_n = r.n_selected - nc;
         for (uint32_t cp = 0; cp < nc;) {
             uint32_t nb = next_batch(&r, cand, nc, &cp, batch, nc);

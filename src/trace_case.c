@@ -32,8 +32,7 @@ static void reject(trace_run *r, const xt_fact *f, const char *reason)
 }
 
 /* Builds one case from a fact; false (with the reason recorded) when it cannot be traced. */
-static bool make_case(trace_run *r, const xt_fact *f, trace_case *c, uint32_t max_tokens,
-                      xt_error *err)
+static bool make_case(trace_run *r, const xt_fact *f, trace_case *c, uint32_t max_tokens)
 {
     char reason[XT_ERROR_MSG_BYTES + 128];
     size_t pre = 0, sl = strlen(f->subject);
@@ -97,7 +96,6 @@ static bool make_case(trace_run *r, const xt_fact *f, trace_case *c, uint32_t ma
     if (!ok) snprintf(reason, sizeof reason, "out of host memory");
 done:
     if (!ok) reject(r, f, reason);
-    (void)err;
     free(text);
     xt_tokens_free(&ids);
     return ok;
@@ -133,7 +131,7 @@ xt_status trace_cases_load(trace_run *r, xt_error *err)
             reject(r, f, "no foil: the record has no target_new (and none could be assigned)");
             continue;
         }
-        if (make_case(r, f, &r->cases[r->n_cases], max_tokens, err)) r->n_cases++;
+        if (make_case(r, f, &r->cases[r->n_cases], max_tokens)) r->n_cases++;
     }
     xt_facts_free(&facts);
     if (!r->n_cases)

@@ -11,9 +11,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "noise.h"
+#include "util.h"
 #include "trace_internal.h"
 
 typedef struct arena {
@@ -26,13 +26,6 @@ static bool take(arena *a, uint64_t n, uint32_t *at)
     *at = a->top;
     a->top += (uint32_t)n;
     return true;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* A growable list of records / patches / rows. */
@@ -183,8 +176,9 @@ static xt_status run_rows(trace_run *r, const prow *rows, uint32_t n, const plan
     uint32_t *tids = malloc((size_t)cap * sizeof *tids), *fids = malloc((size_t)cap * sizeof *fids);
     xt_fwd_row *wr = malloc((size_t)cap * sizeof *wr);
     xt_fwd_patch *wp = malloc((size_t)cap * sizeof *wp);
-    plan fp = {0};
-    if (!tids || !fids || !wr || !wp) {
+    plan fp = {0}; /* full recompute: the patched noised sequences of one submission */
+    if (r->o->full_recompute) fp.seqs = malloc((size_t)cap * sizeof *fp.seqs);
+    if (!tids || !fids || !wr || !wp || (r->o->full_recompute && !fp.seqs)) {
         s = oom(err);
         goto done;
     }
@@ -211,12 +205,6 @@ static xt_status run_rows(trace_run *r, const prow *rows, uint32_t n, const plan
             r->wave_rows += m;
             r->submissions++;
         } else {
-            free(fp.seqs);
-            fp.seqs = malloc((size_t)cap * sizeof *fp.seqs);
-            if (!fp.seqs) {
-                s = oom(err);
-                break;
-            }
             while (first + m < n) {
                 const prow *x = &rows[first + m];
                 const trace_case *c = &r->cases[idx[x->case_i]];
@@ -270,7 +258,7 @@ xt_status trace_pass1(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *e
     float *delta = NULL, *route = NULL, *rd = NULL;
     prow *rows = NULL;
     uint32_t *mo = NULL, *rm = NULL, rt = 0;
-    double t0 = now_s();
+    double t0 = xt_now_s();
     xt_status s = plan_prefill(r, idx, n, &a, &p, err);
     if (s) goto done;
     /* records: clean MoE out [n][L], noised residual-mid [n][S][L], routing [n][4][L][k] */
@@ -388,7 +376,7 @@ xt_status trace_pass1(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *e
                 c->layer_rescue[l] += ((double)rd[j] - c->delta_noised[d]) / S;
     }
 done:
-    r->seconds_pass1 += now_s() - t0;
+    r->seconds_pass1 += xt_now_s() - t0;
     plan_free(&p);
     free(delta);
     free(route);
@@ -478,7 +466,7 @@ xt_status trace_pass2(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *e
     plan p = {0};
     float *delta = NULL, *host = NULL, *vec = NULL, *rd = NULL, *tmp = NULL;
     prow *rows = NULL;
-    double t0 = now_s();
+    double t0 = xt_now_s();
     uint32_t per = 3 * k + 2 * k * D + D + (shared ? D : 0); /* floats recorded per (case, draw) */
     uint32_t rows_per = 2 * k + 3;                             /* patched rows per (case, draw) */
     uint32_t *cm = malloc((size_t)n * sizeof *cm), *rm = malloc((size_t)n * S * sizeof *rm);
@@ -631,7 +619,7 @@ xt_status trace_pass2(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *e
         if (d == S - 1) c->expert_done = true;
     }
 done:
-    r->seconds_pass2 += now_s() - t0;
+    r->seconds_pass2 += xt_now_s() - t0;
     plan_free(&p);
     free(cm);
     free(rm);
@@ -657,7 +645,7 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
         XT_FWD_SITE_RESIDUAL, XT_FWD_SITE_ATTN_OUT, XT_FWD_SITE_MOE_OUT};
     uint32_t L = r->L, D = r->D, w = r->o->rome_window ? r->o->rome_window : 10;
     uint32_t cap = r->o->batch_tokens;
-    double t0 = now_s();
+    double t0 = xt_now_s();
     xt_status s = XT_OK;
     for (uint32_t ci = 0; ci < n && !s; ci++) {
         trace_case *c = &r->cases[idx[ci]];
@@ -730,6 +718,6 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
         plan_free(&q);
         plan_free(&p);
     }
-    r->seconds_rome += now_s() - t0;
+    r->seconds_rome += xt_now_s() - t0;
     return s;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "trace_internal.h"
+#include "util.h"
 
 static cJSON *num_array_f(const float *v, uint32_t n)
 {
@@ -124,46 +125,11 @@ xt_status trace_write_json(const char *path, const cJSON *j, xt_error *err)
     return XT_OK;
 }
 
-static char *read_all(const char *path, size_t *len, xt_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        xt_error_set(err, errno == ENOENT ? XT_ERR_NOT_FOUND : XT_ERR_IO, "%s: %s", path,
-                     strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(b, 2 * cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        xt_error_set(err, b ? XT_ERR_IO : XT_ERR_NO_MEMORY, "%s: cannot read", path);
-        return NULL;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
-}
-
 cJSON *trace_read_json(const char *path, xt_error *err)
 {
     size_t len;
-    char *b = read_all(path, &len, err);
-    if (!b) return NULL;
+    char *b;
+    if (xt_read_file(path, false, &b, &len, err)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(b, len, &end, false);
     if (!j)
@@ -175,18 +141,8 @@ cJSON *trace_read_json(const char *path, xt_error *err)
 
 /* ---- reading lines back --------------------------------------------------------------------- */
 
-static bool get_f(const cJSON *j, const char *key, float *out)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (cJSON_IsNull(x)) {
-        *out = NAN;
-        return true;
-    }
-    if (!cJSON_IsNumber(x)) return false;
-    *out = (float)x->valuedouble;
-    return true;
-}
-
+/* A number field (null: NaN, as trace_num writes non-finite values); false when absent or not a
+ * number. */
 static bool get_d(const cJSON *j, const char *key, double *out)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
@@ -196,6 +152,14 @@ static bool get_d(const cJSON *j, const char *key, double *out)
     }
     if (!cJSON_IsNumber(x)) return false;
     *out = x->valuedouble;
+    return true;
+}
+
+static bool get_f(const cJSON *j, const char *key, float *out)
+{
+    double d;
+    if (!get_d(j, key, &d)) return false;
+    *out = (float)d;
     return true;
 }
 
@@ -341,9 +305,9 @@ static bool read_case(trace_run *r, const cJSON *j, bool full, char *why, size_t
 static xt_status read_lines(trace_run *r, const char *path, bool full, xt_error *err)
 {
     size_t len;
-    xt_error e2 = {0};
-    char *b = read_all(path, &len, &e2);
-    if (!b) return e2.status == XT_ERR_NOT_FOUND ? XT_OK : xt_error_set(err, e2.status, "%s", e2.msg);
+    char *b;
+    xt_status rs = xt_read_file(path, true, &b, &len, err);
+    if (rs || !b) return rs;
     size_t good = 0;
     xt_status s = XT_OK;
     uint32_t line = 1;
@@ -403,9 +367,17 @@ xt_status trace_resume(trace_run *r, xt_error *err)
     free(txt);
     cJSON_Delete(built);
     if (!now) return xt_error_set(err, XT_ERR_NO_MEMORY, "trace: out of host memory");
-    xt_error e2 = {0};
-    cJSON *old = trace_read_json(path, &e2);
-    xt_status s = XT_OK;
+    char *prev;
+    size_t prev_len;
+    xt_status s = xt_read_file(path, true, &prev, &prev_len, err);
+    cJSON *old = prev ? cJSON_ParseWithLength(prev, prev_len) : NULL;
+    if (!s && prev && !old)
+        s = xt_error_set(err, XT_ERR_FORMAT, "%s: not valid JSON", path);
+    free(prev);
+    if (s) {
+        cJSON_Delete(now);
+        return s;
+    }
     if (old) {
         for (cJSON *x = now->child; x && !s; x = x->next) {
             cJSON *y = cJSON_GetObjectItemCaseSensitive(old, x->string);
@@ -420,10 +392,8 @@ xt_status trace_resume(trace_run *r, xt_error *err)
             }
         }
         cJSON_Delete(old);
-    } else if (e2.status == XT_ERR_NOT_FOUND) {
-        s = trace_write_json(path, now, err);
     } else {
-        s = xt_error_set(err, e2.status, "%s", e2.msg);
+        s = trace_write_json(path, now, err);
     }
     cJSON_Delete(now);
     if (s) return s;

@@ -24,6 +24,7 @@
 #include "expertrace/quant.h"
 #include "expertrace/vk.h"
 #include "forward.h"
+#include "util.h"
 #include "xt_test.h"
 
 #define MAX_TOKENS 96
@@ -389,21 +390,10 @@ static bool sha256_file(const char *path, char hex[65])
 
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    if (b) {
-        b[n] = 0;
-        if (len) *len = (size_t)n;
-    }
+    char *b;
+    size_t n;
+    if (xt_read_file(path, false, &b, &n, NULL)) return NULL;
+    if (len) *len = n;
     return b;
 }
 

@@ -12,23 +12,18 @@
 
 #include "cJSON.h"
 #include "noise.h"
+#include "util.h"
 #include "xt_test.h"
 
 #define REFERENCE XT_FIXTURE_DIR "/trace/noise_reference.json"
 
 static cJSON *load_reference(void)
 {
-    FILE *f = fopen(REFERENCE, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc(n > 0 ? (size_t)n : 1);
-    cJSON *j = NULL;
-    if (text && n > 0 && fread(text, 1, (size_t)n, f) == (size_t)n)
-        j = cJSON_ParseWithLength(text, (size_t)n);
+    char *text;
+    size_t n;
+    if (xt_read_file(REFERENCE, false, &text, &n, NULL)) return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, n);
     free(text);
-    fclose(f);
     return j;
 }
 

@@ -23,6 +23,7 @@
 #include "expertrace/vk.h"
 #include "forward.h"
 #include "trace.h"
+#include "util.h"
 #include "xt_test.h"
 
 static const char *model_dir;
@@ -31,19 +32,10 @@ static char facts_path[1024];
 
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
+    char *b;
+    size_t n;
+    if (xt_read_file(path, false, &b, &n, NULL)) return NULL;
+    if (len) *len = n;
     return b;
 }
 
@@ -66,11 +58,9 @@ typedef struct run_cfg {
     bool full_recompute;
 } run_cfg;
 
-/* Runs a trace into XT_TMP_DIR/trace-<tag> (emptied first); false on failure. */
-static bool run_trace(const xt_model *m, const run_cfg *c, const char *tag, char *dir, size_t cap)
+/* Runs (or resumes) a trace into dir as it is; false on failure. */
+static bool trace_into(const xt_model *m, const run_cfg *c, const char *dir)
 {
-    snprintf(dir, cap, "%s/trace-%s", XT_TMP_DIR, tag);
-    rm_dir(dir);
     xt_trace_opts o;
     xt_trace_opts_init(&o);
     o.facts_path = facts_path;
@@ -91,9 +81,17 @@ static bool run_trace(const xt_model *m, const run_cfg *c, const char *tag, char
     xt_fwd *f = NULL;
     xt_error err = {0};
     bool ok = !xt_fwd_create(&d, &f, &err) && !xt_trace_run(m, f, &o, &err);
-    if (!ok) fprintf(stderr, "trace %s: %s\n", tag, err.msg);
+    if (!ok) fprintf(stderr, "trace %s: %s\n", dir, err.msg);
     xt_fwd_destroy(f);
     return ok;
+}
+
+/* Runs a trace into XT_TMP_DIR/trace-<tag> (emptied first). */
+static bool run_trace(const xt_model *m, const run_cfg *c, const char *tag, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/trace-%s", XT_TMP_DIR, tag);
+    rm_dir(dir);
+    return trace_into(m, c, dir);
 }
 
 /* cases.jsonl as an array of its lines. */
@@ -334,23 +332,7 @@ static void resumed_run_should_equal_uninterrupted_run(void)
     snprintf(p, sizeof p, "%s/summary.json", d2);
     unlink(p);
     /* the rerun: same arguments, same directory */
-    xt_trace_opts o;
-    xt_trace_opts_init(&o);
-    o.facts_path = facts_path;
-    o.out_dir = d2;
-    o.filter = XT_FILTER_NONE;
-    o.noise_seed = 4;
-    o.layer = 1;
-    o.bootstrap = 200;
-    o.flips = 200;
-    o.quiet = true;
-    xt_fwd_desc d;
-    xt_trace_fwd_desc(id_model, &o, &d);
-    d.vk = vk;
-    xt_fwd *f = NULL;
-    xt_error err = {0};
-    CHECK_MSG(!xt_fwd_create(&d, &f, &err) && !xt_trace_run(id_model, f, &o, &err), "%s", err.msg);
-    xt_fwd_destroy(f);
+    CHECK(trace_into(id_model, &c, d2));
     char *s1, *s2;
     snprintf(p, sizeof p, "%s/summary.json", d1);
     s1 = slurp(p, NULL);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -16,6 +15,7 @@
 #include "expertrace/vk.h"
 #include "forward.h"
 #include "trace.h"
+#include "util.h"
 
 #ifndef XT_ASSETS_DIR
 #define XT_ASSETS_DIR "assets"
@@ -90,13 +90,6 @@ static const char *default_asset(const char *name, char *buf, size_t cap)
         if (file_exists(buf)) return buf;
     }
     return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int xt_cmd_trace(int argc, char **argv)
@@ -246,9 +239,9 @@ int xt_cmd_trace(int argc, char **argv)
     fd.backend = backend;
     fd.vk = vk;
     if (xt_fwd_create(&fd, &f, &err)) goto fail;
-    double t0 = now_s();
+    double t0 = xt_now_s();
     if (xt_trace_run(m, f, &o, &err)) goto fail;
-    if (!o.quiet) printf("wall time %.1f s (model loaded, device set up before)\n", now_s() - t0);
+    if (!o.quiet) printf("wall time %.1f s (model loaded, device set up before)\n", xt_now_s() - t0);
     goto done;
 fail:
     rc = xt_cli_fail(&err);
