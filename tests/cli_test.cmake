@@ -2,6 +2,8 @@
 #   cmake -DEXE=expertrace -DSRC=<source dir> -DTMP=<scratch dir> -P cli_test.cmake
 # Exit codes (0 ok, 1 bad input, 2 usage, 3 device error), messages that name the file at fault,
 # and --json output that parses (string(JSON) is CMake's own parser, not ours).
+# A scratch directory of its own: ctest runs other tests that write next to it at the same time.
+file(MAKE_DIRECTORY ${TMP})
 set(failures 0)
 set(passes 0)
 

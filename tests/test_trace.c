@@ -86,10 +86,11 @@ static bool trace_into(const xt_model *m, const run_cfg *c, const char *dir)
     return ok;
 }
 
-/* Runs a trace into XT_TMP_DIR/trace-<tag> (emptied first). */
+/* Runs a trace into XT_TMP_DIR/test_trace-<tag> (emptied first); the prefix keeps it apart from
+ * the CLI test's directories, which ctest may run at the same time. */
 static bool run_trace(const xt_model *m, const run_cfg *c, const char *tag, char *dir, size_t cap)
 {
-    snprintf(dir, cap, "%s/trace-%s", XT_TMP_DIR, tag);
+    snprintf(dir, cap, "%s/test_trace-%s", XT_TMP_DIR, tag);
     rm_dir(dir);
     return trace_into(m, c, dir);
 }
