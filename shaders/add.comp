@@ -14,7 +14,7 @@ layout(std430, set = 0, binding = 2) buffer Y { float y[]; };           // (y_of
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.n_cols)) return;
     uint row = i / pc.n_cols, col = i % pc.n_cols;
     y[pc.y_off + i] = a[pc.a_off + i] + b[pc.b_off + row * pc.b_row_stride + col];

@@ -15,7 +15,7 @@ layout(std430, set = 0, binding = 1) buffer Y { float y[]; };           // (n)
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n)) return;
     // precise: no fusion into an fma, so the result is the same rounding on every device and
     // matches the host's a * x + y bit for bit.

@@ -10,10 +10,12 @@
 #extension GL_EXT_control_flow_attributes : require
 
 // Linear index of this invocation for 1D work spread over x and y (host side: xt_groups_1d).
-uint xt_global_index()
+// The caller passes gl_WorkGroupSize.x: this file is included before a shader declares its
+// workgroup size, and gl_WorkGroupSize read here would be the default (1, 1, 1), folded at
+// compile time, so the second row of workgroups would start at gl_NumWorkGroups.x.
+uint xt_global_index(uint local_size_x)
 {
-    return gl_GlobalInvocationID.x +
-           gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x);
+    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * local_size_x);
 }
 
 // i < n, spelled out so every bounds check reads the same.

@@ -19,7 +19,7 @@ layout(std430, set = 0, binding = 3) buffer Flag { uint flag[]; };
 void main()
 {
     uint n_chunks32 = (pc.k + 31u) / 32u;
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.rows * n_chunks32)) return;
     uint t = i / n_chunks32, k0 = (i % n_chunks32) * 32u;
     uint id = ids[pc.ids_off + t];

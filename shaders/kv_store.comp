@@ -17,7 +17,7 @@ layout(std430, set = 0, binding = 4) writeonly buffer Vc { float v_cache[]; };  
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.width)) return;
     uint row = i / pc.width, col = i % pc.width;
     uint s = slot[pc.slot_off + row];

@@ -24,7 +24,7 @@ layout(std430, set = 0, binding = 6) buffer Flag { uint flag[]; };
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (pc.finish != 0u) {
         if (!xt_in_bounds(i, pc.rows)) return;
         precise float d = logits[pc.logits_off + 2u * i] - logits[pc.logits_off + 2u * i + 1u];

@@ -14,7 +14,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer Y { float y[]; };       //
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.width)) return;
     uint t = i / pc.width, n = i % pc.width;
     precise float acc = c[(t * pc.n_used) * pc.width + n];

@@ -13,7 +13,7 @@ layout(std430, set = 0, binding = 1) readonly buffer G { float gate[]; };     //
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.width)) return;
     precise float sg = 1.0 / (1.0 + exp(-gate[i / pc.width]));
     precise float r = sg * s[i];

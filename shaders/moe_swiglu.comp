@@ -12,7 +12,7 @@ layout(std430, set = 0, binding = 1) readonly buffer Up { float u[]; }; // [rows
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.width)) return;
     float x = g[i];
     precise float h = x / (1.0 + exp(-x)) * u[i];

@@ -14,7 +14,7 @@ layout(std430, set = 0, binding = 2) readonly buffer Ids { uint ids[]; };    // 
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.width)) return;
     uint e = i / pc.width;
     precise float r = ids[e] < pc.n_expert ? w[e] * c[i] : 0.0;

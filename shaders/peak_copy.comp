@@ -14,7 +14,7 @@ layout(std430, set = 0, binding = 1) writeonly buffer Dst { uvec4 dst[]; }; // (
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n)) return;
     dst[i] = src[i];
 }

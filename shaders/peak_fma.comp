@@ -17,7 +17,7 @@ layout(std430, set = 0, binding = 0) writeonly buffer Out { float result[]; };  
 
 void main()
 {
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     float x0 = float(gl_LocalInvocationID.x) * 0.001;
     float x1 = x0 + 0.125, x2 = x0 + 0.25, x3 = x0 + 0.375;
     float x4 = x0 + 0.5, x5 = x0 + 0.625, x6 = x0 + 0.75, x7 = x0 + 0.875;

@@ -20,7 +20,7 @@ layout(std430, set = 0, binding = 2) buffer Y { float y[]; };             // (y_
 void main()
 {
     uint half_dim = pc.head_dim / 2u;
-    uint i = xt_global_index();
+    uint i = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(i, pc.n_rows * pc.n_heads * half_dim)) return;
     uint pair = i % half_dim;
     uint head = i / half_dim;  // row * n_heads + head

@@ -32,7 +32,7 @@ bool masked(uint t, uint e)
 
 void main()
 {
-    uint t = xt_global_index();
+    uint t = xt_global_index(gl_WorkGroupSize.x);
     if (!xt_in_bounds(t, pc.n_tokens)) return;
     uint E = pc.n_expert, k = pc.n_used;
     uint lb = t * E;

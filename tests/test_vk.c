@@ -268,6 +268,11 @@ VK_TEST(axpy_should_cover_more_workgroups_than_the_x_limit)
     xt_groups_1d(vk, (uint64_t)max_x + 5, 1, g);
     CHECK(g[0] == max_x && g[1] == 2 && g[2] == 1);
     check_axpy(vk, 1, max_x + 5); /* workgroups of 1: the y dimension carries the rest */
+    /* workgroups of 64 (as the elementwise ops use): the second row of groups starts at
+     * max_x * 64, which needs the shader to know its specialized workgroup size */
+    xt_groups_1d(vk, (uint64_t)max_x * 64 + 100, 64, g);
+    CHECK(g[0] == max_x && g[1] == 2 && g[2] == 1);
+    check_axpy(vk, 64, max_x * 64 + 100);
     xt_vk_context_destroy(vk);
 }
 
