@@ -324,6 +324,7 @@ typedef struct report {
     uint32_t n_also;
     bool has_rome;
     double rome_window, rome_cases;
+    bool rome_prob; /* the grid's metric is p(true), not Δ */
     uint32_t n_groups;
     const char *groups[MAX_GROUPS];
     double *grid[ROME_KINDS]; /* [n_groups][L] */
@@ -501,6 +502,10 @@ static void read_rome(report *r, const cJSON *ro)
     r->has_rome = true;
     r->rome_window = get_num(rd, ro, "rome", "window", true);
     r->rome_cases = get_num(rd, ro, "rome", "cases", true);
+    const char *metric = get_str(rd, ro, "rome", "metric", true); /* absent: Δ (older runs) */
+    if (metric && strcmp(metric, "delta") && strcmp(metric, "p_true"))
+        rd_fail(rd, "field 'rome.metric' is '%s', expected 'delta' or 'p_true'", metric);
+    r->rome_prob = metric && !strcmp(metric, "p_true");
     const cJSON *g = get(rd, ro, "rome", "groups", K_ARRAY, false);
     if (rd->failed) return;
     int ng = cJSON_GetArraySize(g);
@@ -1620,8 +1625,10 @@ static void section_rome(report *r)
                "noised run");
     if (isfinite(r->rome_cases))
         sb_printf(b, ", averaged over the first %.0f cases", r->rome_cases);
-    sb_puts(b, " on six token groups; the value is Δ − Δ<sub>noised</sub> (logits).</p>\n"
-               "<figure><div class=\"heatmaps\">\n");
+    sb_puts(b, r->rome_prob ? " on six token groups; the value is p(true) − p<sub>noised</sub>(true) "
+                              "(ROME's indirect effect, probabilities).</p>\n"
+                            : " on six token groups; the value is Δ − Δ<sub>noised</sub> (logits).</p>\n");
+    sb_puts(b, "<figure><div class=\"heatmaps\">\n");
     for (int kd = 0; kd < ROME_KINDS; kd++) fig_heatmap(r, kd, vmax);
     sb_puts(b, "</div><figcaption>Residual stream: the clean residual entering one layer, "
                "restored at one position. Attention and MoE-block output: the clean outputs of a "

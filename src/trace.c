@@ -43,7 +43,7 @@ void xt_trace_fwd_desc(const xt_model *model, const xt_trace_opts *o, xt_fwd_des
     d->max_tokens = bt;
     d->kv_slots = 2 * bt;
     d->max_patches = 4 * bt;
-    d->max_out_rows = 1;
+    d->max_out_rows = trace_rome_out_rows(model, o);
     /* room for a batch of 4-token prompts whose subject is one token, capped at 128 MiB */
     uint64_t per = case_store(hp, o->draws ? o->draws : 1, 1);
     uint64_t want = per * (bt / (2u * (o->draws ? o->draws : 1) + 2) + 1) + (1u << 20);
@@ -329,6 +329,7 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
     if (o->rome_cases) {
         uint32_t n = o->rome_cases < r.n_selected ? o->rome_cases : r.n_selected;
         if ((s = trace_rome(&r, r.selected, n, err))) goto done;
+        if ((s = trace_write_rome(&r, r.selected, n, err))) goto done;
     }
     summary = trace_summary(&r, err);
     if (!summary) {

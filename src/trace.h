@@ -19,7 +19,8 @@
  *   3. selection of e* (recurrence-first), controls, coalitions, bootstrap CIs and sign-flip tests
  *      in out_dir/summary.json.
  * Optionally (rome_cases > 0) ROME-style restorations of the residual / attention / MoE output at
- * every (position, layer), windowed, for the first cases: the layer × position grid.
+ * every (position, layer), windowed, for the first cases: the layer × position grid, with Δ or
+ * p(true) as the metric; averaged in summary.json, per case in out_dir/rome.jsonl.
  *
  * Patched MoE outputs of the expert pass are assembled on the host from the recorded routed
  * contributions (trace_exec.c: patched_output) in the order the GPU's combine adds them, so that
@@ -48,6 +49,11 @@ typedef enum xt_noise_std {
     XT_NOISE_STD_SUBJECT,       /* σ = k × std of the subject tokens' embeddings (ROME) */
 } xt_noise_std;
 
+typedef enum xt_rome_metric {
+    XT_ROME_METRIC_DELTA = 0, /* Δ = logit(true) − logit(foil), the protocol's metric */
+    XT_ROME_METRIC_PROB,      /* p(true) = softmax over the whole vocabulary (ROME's metric) */
+} xt_rome_metric;
+
 #define XT_TRACE_MAX_FORCED_EXPERTS 64
 
 typedef struct xt_trace_opts {
@@ -74,6 +80,7 @@ typedef struct xt_trace_opts {
     bool full_recompute;     /* run every patch as a full prefill instead of a wavefront row */
     uint32_t rome_cases;     /* ROME-style grids for the first N selected cases (0: none) */
     uint32_t rome_window;    /* layers per attention / MoE restoration window (default 10) */
+    xt_rome_metric rome_metric;
     bool progress;           /* progress bar on stderr */
     bool quiet;              /* no terminal summary */
     /* recorded in the results as the run's environment */

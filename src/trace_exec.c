@@ -634,9 +634,62 @@ done:
 
 /* ---- ROME-style restorations ----------------------------------------------------------------- */
 
+/* The lm head's logits above ~64 MiB per submission would need more than one binding on small
+ * devices (128 MiB maxStorageBufferRange); the p(true) restorations run that many rows at a time. */
+#define ROME_LOGITS_BYTES (64u << 20)
+
+uint32_t trace_rome_out_rows(const xt_model *model, const xt_trace_opts *o)
+{
+    if (!o->rome_cases || o->rome_metric != XT_ROME_METRIC_PROB) return 1;
+    uint32_t bt = o->batch_tokens ? o->batch_tokens : 512;
+    uint64_t per = (uint64_t)xt_model_hparams(model)->n_vocab * sizeof(float);
+    uint64_t rows = per ? ROME_LOGITS_BYTES / per : bt;
+    if (rows < 2) rows = 2; /* the clean and the noised run of one case */
+    return rows < bt ? (uint32_t)rows : bt;
+}
+
+/* p(true) from one row of logits: a softmax over the vocabulary in double. */
+static double prob_true(const float *logits, uint32_t n_vocab, int32_t true_id)
+{
+    double mx = -INFINITY, sum = 0;
+    for (uint32_t v = 0; v < n_vocab; v++)
+        if (logits[v] > mx) mx = logits[v];
+    for (uint32_t v = 0; v < n_vocab; v++) sum += exp((double)logits[v] - mx);
+    return exp((double)logits[true_id] - mx) / sum;
+}
+
+/* Runs a ROME submission: the metric of each of p's sequences into metric[]; Δ from the two
+ * gathered logits, p(true) from the full last-position logits in `logits` (room for n rows). */
+static xt_status rome_run(trace_run *r, const plan *p, const uint32_t *tids, const uint32_t *fids,
+                          float *logits, double *metric, xt_error *err)
+{
+    if (r->o->rome_metric != XT_ROME_METRIC_PROB) {
+        float *d = malloc(p->n_seqs * sizeof *d);
+        if (!d) return oom(err);
+        xt_status s = run_prefill_raw(r, p, tids, fids, d, err);
+        for (uint32_t j = 0; j < p->n_seqs && !s; j++) metric[j] = d[j];
+        free(d);
+        return s;
+    }
+    xt_status s = xt_fwd_prefill(r->fwd,
+                                 &(xt_fwd_batch){.seqs = p->seqs, .n_seqs = p->n_seqs,
+                                                 .records = p->recs, .n_records = p->n_recs,
+                                                 .patches = p->pats, .n_patches = p->n_pats,
+                                                 .logits = logits},
+                                 err);
+    r->submissions++;
+    r->prefill_rows += p->n_seqs;
+    for (uint32_t i = 0; i < p->n_seqs; i++) r->prefill_tokens += p->seqs[i].n_tokens;
+    uint32_t V = r->hp->n_vocab;
+    for (uint32_t j = 0; j < p->n_seqs && !s; j++)
+        metric[j] = prob_true(logits + (size_t)j * V, V, (int32_t)tids[j]);
+    return s;
+}
+
 /* For each case: every (kind, layer, position) restoration of the clean residual entering the
  * layer, or of the clean attention / MoE outputs over a window of layers centred on it (ROME's
- * window: [l − w/2, l + w − w/2)), at one position of the noised run (draw 0); Δ − Δ_noised. */
+ * window: [l − w/2, l + w − w/2)), at one position of the noised run (draw 0); the metric (Δ or
+ * p(true)) of the restored run minus that of the noised run. */
 xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err)
 {
     static const uint32_t rec_site[XT_ROME_KINDS] = {XT_REC_RESIDUAL_IN, XT_REC_ATTN_OUT,
@@ -645,14 +698,18 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
         XT_FWD_SITE_RESIDUAL, XT_FWD_SITE_ATTN_OUT, XT_FWD_SITE_MOE_OUT};
     uint32_t L = r->L, D = r->D, w = r->o->rome_window ? r->o->rome_window : 10;
     uint32_t cap = r->o->batch_tokens;
+    bool prob = r->o->rome_metric == XT_ROME_METRIC_PROB;
+    uint32_t out_rows = prob ? trace_rome_out_rows(r->model, r->o) : cap;
     double t0 = xt_now_s();
     xt_status s = XT_OK;
+    float *logits = prob ? malloc((size_t)out_rows * r->hp->n_vocab * sizeof *logits) : NULL;
+    if (prob && !logits) s = oom(err);
     for (uint32_t ci = 0; ci < n && !s; ci++) {
         trace_case *c = &r->cases[idx[ci]];
         uint32_t T = c->n_tokens, one = idx[ci];
         arena a = {0, xt_fwd_store_floats(r->fwd)};
         plan p = {0};
-        float d2[2];
+        double base2[2] = {0, 0};
         uint32_t clean0 = 0;
         /* clean + noised prefill (draw 0 only) recording the clean sites at every position */
         uint32_t saved = r->draws;
@@ -669,17 +726,20 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
         if (!s) {
             uint32_t ids[4] = {(uint32_t)c->true_id, (uint32_t)c->true_id, (uint32_t)c->foil_id,
                                (uint32_t)c->foil_id};
-            s = run_prefill_raw(r, &p, ids, ids + 2, d2, err);
+            s = rome_run(r, &p, ids, ids + 2, logits, base2, err);
         }
-        double base = d2[1];
+        double base = base2[1];
+        c->rome_base[0] = base2[0];
+        c->rome_base[1] = base2[1];
         free(c->rome);
         c->rome = s ? NULL : trace_calloc((size_t)XT_ROME_KINDS * L * T, sizeof *c->rome);
         if (!s && !c->rome) s = oom(err);
         /* the restorations, as many noised sequences per submission as fit */
         uint32_t total = XT_ROME_KINDS * L * T, per_sub = cap / T ? cap / T : 1;
+        if (per_sub > out_rows) per_sub = out_rows;
         plan q = {0};
         uint32_t *tids = malloc(per_sub * sizeof *tids), *fids = malloc(per_sub * sizeof *fids);
-        float *out = malloc(per_sub * sizeof *out);
+        double *out = malloc(per_sub * sizeof *out);
         q.seqs = malloc(per_sub * sizeof *q.seqs);
         if (!s && (!tids || !fids || !out || !q.seqs)) s = oom(err);
         for (uint32_t first = 0; first < total && !s; first += per_sub) {
@@ -709,8 +769,8 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
                         s = oom(err);
             }
             q.n_seqs = m;
-            if (!s) s = run_prefill_raw(r, &q, tids, fids, out, err);
-            for (uint32_t j = 0; j < m && !s; j++) c->rome[first + j] = (double)out[j] - base;
+            if (!s) s = rome_run(r, &q, tids, fids, logits, out, err);
+            for (uint32_t j = 0; j < m && !s; j++) c->rome[first + j] = out[j] - base;
         }
         free(tids);
         free(fids);
@@ -718,6 +778,7 @@ xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *er
         plan_free(&q);
         plan_free(&p);
     }
+    free(logits);
     r->seconds_rome += xt_now_s() - t0;
     return s;
 }

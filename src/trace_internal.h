@@ -49,8 +49,10 @@ typedef struct trace_case {
     uint32_t n_noised_only;    /* noised-routed experts not in the clean top-k (draw 0) */
     uint32_t noised_only[64];
 
-    /* ROME-style grid: [kind][layer][position] restored Δ − Δ_noised (draw 0), or NULL */
+    /* ROME-style grid: [kind][layer][position] restored metric − noised metric (draw 0), or
+     * NULL; rome_base: the metric of the clean and the noised run */
     double *rome;
+    double rome_base[2];
 } trace_case;
 
 typedef struct trace_run {
@@ -95,6 +97,8 @@ bool trace_filter_pass(const trace_run *r, const trace_case *c);
 xt_status trace_pass1(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err);
 xt_status trace_pass2(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err);
 xt_status trace_rome(trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err);
+/* Rows of full logits per submission the ROME pass needs (1 unless the metric is p(true)). */
+uint32_t trace_rome_out_rows(const xt_model *model, const xt_trace_opts *o);
 
 /* trace_stats.c */
 int32_t trace_select_layer(const trace_run *r);
@@ -108,6 +112,10 @@ cJSON *trace_case_json(const trace_run *r, const trace_case *c);
 xt_status trace_resume(trace_run *r, xt_error *err);
 xt_status trace_append(FILE *f, const char *path, const cJSON *line, xt_error *err);
 xt_status trace_write_json(const char *path, const cJSON *j, xt_error *err);
+/* out_dir/rome.jsonl: one line per case with a ROME grid (tokens, span, metric of the clean and
+ * noised runs, [layer][position] per kind), written whole (the ROME pass is not resumed). */
+xt_status trace_write_rome(const trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err);
+const char *trace_rome_metric_name(xt_rome_metric m);
 cJSON *trace_read_json(const char *path, xt_error *err);
 
 /* small helpers */

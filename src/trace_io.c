@@ -109,6 +109,55 @@ xt_status trace_append(FILE *f, const char *path, const cJSON *line, xt_error *e
     return XT_OK;
 }
 
+const char *trace_rome_metric_name(xt_rome_metric m)
+{
+    return m == XT_ROME_METRIC_PROB ? "p_true" : "delta";
+}
+
+xt_status trace_write_rome(const trace_run *r, const uint32_t *idx, uint32_t n, xt_error *err)
+{
+    static const char *const kinds[XT_ROME_KINDS] = {"residual", "attention", "moe"};
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/rome.jsonl", r->o->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return xt_error_set(err, XT_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    xt_status s = XT_OK;
+    for (uint32_t i = 0; i < n && !s; i++) {
+        const trace_case *c = &r->cases[idx[i]];
+        if (!c->rome) continue;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "case_id", (double)c->case_id);
+        cJSON *t = cJSON_AddArrayToObject(j, "tokens");
+        for (uint32_t q = 0; q < c->n_tokens; q++)
+            cJSON_AddItemToArray(t, cJSON_CreateNumber(c->tokens[q]));
+        cJSON *sp = cJSON_AddArrayToObject(j, "subject_span");
+        cJSON_AddItemToArray(sp, cJSON_CreateNumber(c->subj_begin));
+        cJSON_AddItemToArray(sp, cJSON_CreateNumber(c->subj_end));
+        cJSON_AddStringToObject(j, "metric", trace_rome_metric_name(r->o->rome_metric));
+        cJSON_AddItemToObject(j, "clean", trace_num(c->rome_base[0]));
+        cJSON_AddItemToObject(j, "noised", trace_num(c->rome_base[1]));
+        cJSON_AddNumberToObject(j, "window", r->o->rome_window);
+        for (int kd = 0; kd < XT_ROME_KINDS; kd++) {
+            cJSON *g = cJSON_AddArrayToObject(j, kinds[kd]);
+            for (uint32_t l = 0; l < r->L; l++)
+                cJSON_AddItemToArray(
+                    g, num_array_d(c->rome + ((size_t)kd * r->L + l) * c->n_tokens, c->n_tokens));
+        }
+        char *line = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!line) s = xt_error_set(err, XT_ERR_NO_MEMORY, "trace: out of host memory");
+        else if (fputs(line, f) < 0 || fputc('\n', f) == EOF)
+            s = xt_error_set(err, XT_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        free(line);
+    }
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!s && (!ok || rename(tmp, path)))
+        s = xt_error_set(err, XT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return s;
+}
+
 xt_status trace_write_json(const char *path, const cJSON *j, xt_error *err)
 {
     char tmp[4200];

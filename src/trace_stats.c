@@ -423,6 +423,7 @@ cJSON *trace_summary(const trace_run *r, xt_error *err)
         cJSON *ro = cJSON_AddObjectToObject(j, "rome");
         static const char *const kinds[XT_ROME_KINDS] = {"residual", "attention", "moe"};
         cJSON_AddNumberToObject(ro, "window", o->rome_window);
+        cJSON_AddStringToObject(ro, "metric", trace_rome_metric_name(o->rome_metric));
         uint32_t nr = o->rome_cases < r->n_selected ? o->rome_cases : r->n_selected;
         cJSON_AddNumberToObject(ro, "cases", nr);
         /* averaged over cases on ROME's six token groups: first / middle / last subject token,

@@ -237,7 +237,8 @@ static void apply(cJSON *root, const char *path, const char *json)
         if (v) cJSON_ReplaceItemInArray(p, atoi(key), v);
         else cJSON_DeleteItemFromArray(p, atoi(key));
     } else {
-        if (v) cJSON_ReplaceItemInObject(p, key, v);
+        if (v && cJSON_HasObjectItem(p, key)) cJSON_ReplaceItemInObject(p, key, v);
+        else if (v) cJSON_AddItemToObject(p, key, v); /* a field the fixture lacks */
         else cJSON_DeleteItemFromObject(p, key);
     }
 }
@@ -269,6 +270,7 @@ static void report_should_reject_malformed_summaries_naming_the_field(void)
         {"expert.ranking.3", "\"x\"", "field 'expert.ranking[3]' is a string"},
         {"rome.groups.0", "5", "field 'rome.groups[0]' is a number, expected a string"},
         {"rome.groups", "[]", "field 'rome.groups' has 0 entries"},
+        {"rome.metric", "\"logit\"", "field 'rome.metric' is 'logit', expected 'delta' or 'p_true'"},
         {"rome.moe.2", "[1]", "field 'rome.moe[2]' has 1 entries, expected 2"},
         {"rome.residual.4.1", "{}", "field 'rome.residual[4][1]' is an object"},
         {"rome.attention", NULL, "field 'rome.attention' is missing"},
@@ -301,6 +303,24 @@ static void report_should_reject_malformed_summaries_naming_the_field(void)
     CHECK_MSG(strstr(err.msg, "cases.jsonl entry 3: field 'experts[1]' is a string"), "%s",
               err.msg);
     cJSON_Delete(c);
+}
+
+/* The heatmaps say which metric their values are: Δ (also when the field is absent, as in
+ * runs before the field existed) or p(true). */
+static void report_should_name_the_rome_metric(void)
+{
+    xt_error err = {0};
+    char *html = page(summary_fixture, cases_fixture, &err);
+    CHECK_MSG(html && strstr(html, "the value is Δ − Δ<sub>noised</sub>"), "%s", err.msg);
+    free(html);
+    cJSON *s = cJSON_Duplicate(summary_fixture, true);
+    apply(s, "rome.metric", "\"p_true\"");
+    html = page(s, cases_fixture, &err);
+    CHECK_MSG(html && strstr(html, "the value is p(true) − p<sub>noised</sub>(true)") &&
+                  !strstr(html, "the value is Δ"),
+              "%s", err.msg);
+    free(html);
+    cJSON_Delete(s);
 }
 
 static void report_should_leave_out_what_the_summary_does_not_have(void)
@@ -443,6 +463,7 @@ int main(void)
     RUN(report_should_draw_every_figure_for_the_fixture);
     RUN(report_should_escape_text_from_the_files);
     RUN(report_should_reject_malformed_summaries_naming_the_field);
+    RUN(report_should_name_the_rome_metric);
     RUN(report_should_leave_out_what_the_summary_does_not_have);
     RUN(report_should_draw_many_layers);
     RUN(report_files_should_be_read_and_written_with_their_names_in_errors);

@@ -46,6 +46,7 @@ static void print_help(void)
         "  --bootstrap B         resamples for CIs (default 5000); --flips F sign flips (10000)\n"
         "  --rome N              ROME-style position x layer grids for the first N cases\n"
         "  --rome-window W       layers per attention / MoE restoration window (default 10)\n"
+        "  --rome-metric M       delta (logit true - foil; default) or p-true (softmax, ROME's)\n"
         "  --full-recompute      every patch as a full prefill (the checking path)\n"
         "  --batch-tokens N      tokens per submission (default 512)\n"
         "  --backend gpu|cpu     the Vulkan device (default) or the CPU reference ops\n"
@@ -158,6 +159,11 @@ int xt_cmd_trace(int argc, char **argv)
             if (!strcmp(v, "embedding")) o.noise_std = XT_NOISE_STD_EMBEDDING;
             else if (!strcmp(v, "subject")) o.noise_std = XT_NOISE_STD_SUBJECT;
             else return xt_cli_usage_error(verb, "--noise-std is embedding or subject, not '%s'", v);
+        } else if (!strcmp(a, "--rome-metric") && hv) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "delta")) o.rome_metric = XT_ROME_METRIC_DELTA;
+            else if (!strcmp(v, "p-true")) o.rome_metric = XT_ROME_METRIC_PROB;
+            else return xt_cli_usage_error(verb, "--rome-metric is delta or p-true, not '%s'", v);
         } else if (!strcmp(a, "--filter") && hv) {
             const char *v = argv[++i];
             if (!strcmp(v, "strict")) o.filter = XT_FILTER_STRICT;
