@@ -1122,8 +1122,8 @@ static void fig_heatmap(report *r, int kd, double vmax)
     sb_printf(b,
               "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" dominant-baseline=\"middle\">−%s</text>",
               cx + 20, mt + ch, fmt_num(t, sizeof t, vmax, 2));
-    sb_printf(b, "<text class=\"note\" x=\"%.1f\" y=\"%u\">Δ − Δnoised</text>\n", cx - 4,
-              mt + G * cellh + 20);
+    sb_printf(b, "<text class=\"note\" x=\"%.1f\" y=\"%u\">%s</text>\n", cx - 4,
+              mt + G * cellh + 20, r->rome_prob ? "p − pnoised" : "Δ − Δnoised");
     sb_puts(b, "</svg>\n");
 }
 
