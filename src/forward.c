@@ -2,6 +2,7 @@
  * layout, K/V slots, attention rows, per-layer active prefixes, sorted patches and records,
  * output rows) and hands the plan to the backend. */
 #include "forward_internal.h"
+#include "util.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -441,14 +442,30 @@ static xt_status plan_wave(xt_fwd *f, fwd_plan *p, const xt_fwd_batch *b, xt_err
     return plan_outputs(f, p, b, err);
 }
 
+void xt_fwd_times_get(const xt_fwd *f, xt_fwd_times *out) { *out = f->times; }
+
+/* Runs a planned submission, timing it: what the backend did not book as recording or download
+ * is execution. */
+static xt_status timed_run(xt_fwd *f, const fwd_plan *p, const xt_fwd_batch *b, double t_plan,
+                           xt_error *err)
+{
+    double t0 = xt_now_s(), booked = f->times.record_s + f->times.download_s;
+    f->times.plan_s += t0 - t_plan;
+    xt_status s = f->ops->run(f, p, b, err);
+    f->times.execute_s += xt_now_s() - t0 - (f->times.record_s + f->times.download_s - booked);
+    f->times.submissions++;
+    return s;
+}
+
 xt_status xt_fwd_prefill(xt_fwd *f, const xt_fwd_batch *b, xt_error *err)
 {
     fwd_plan p = {0};
+    double t = xt_now_s();
     xt_status s = plan_prefill(f, &p, b, err);
     if (!s) {
         /* the K/V this prefill writes replaces the previous one's, whatever happens next */
         f->n_parents = 0;
-        s = f->ops->run(f, &p, b, err);
+        s = timed_run(f, &p, b, t, err);
     }
     if (!s) {
         f->n_parents = b->n_seqs;
@@ -465,8 +482,9 @@ xt_status xt_fwd_prefill(xt_fwd *f, const xt_fwd_batch *b, xt_error *err)
 xt_status xt_fwd_wavefront(xt_fwd *f, const xt_fwd_batch *b, xt_error *err)
 {
     fwd_plan p = {0};
+    double t = xt_now_s();
     xt_status s = plan_wave(f, &p, b, err);
-    if (!s) s = f->ops->run(f, &p, b, err);
+    if (!s) s = timed_run(f, &p, b, t, err);
     fwd_plan_free(&p);
     return s;
 }

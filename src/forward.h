@@ -153,6 +153,17 @@ xt_status xt_fwd_prefill(xt_fwd *f, const xt_fwd_batch *b, xt_error *err);
 /* Runs rows against the K/V of the last prefill. */
 xt_status xt_fwd_wavefront(xt_fwd *f, const xt_fwd_batch *b, xt_error *err);
 
+/* Where a forward's time went, summed over its submissions (host clock): the figures that say
+ * whether recording command buffers anew per submission costs anything next to the work. */
+typedef struct xt_fwd_times {
+    uint64_t submissions;
+    double plan_s;     /* host planning: positions, K/V slots, the patch table */
+    double record_s;   /* GPU backend: uploading the plan and recording the command buffer */
+    double execute_s;  /* submit to completion (GPU); the whole computation (CPU backend) */
+    double download_s; /* outputs back to the host */
+} xt_fwd_times;
+void xt_fwd_times_get(const xt_fwd *f, xt_fwd_times *out);
+
 /* The store: host <-> store[first, first + n). */
 xt_status xt_fwd_store_write(xt_fwd *f, uint32_t first, const float *src, uint32_t n,
                              xt_error *err);

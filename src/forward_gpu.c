@@ -15,6 +15,7 @@
 #include "op_attn.h"
 #include "op_matmul.h"
 #include "op_moe.h"
+#include "util.h"
 
 #define N_ROLES (sizeof(xt_layer_tensors) / sizeof(xt_wtensor))
 #define ROLE(field) (offsetof(xt_layer_tensors, field) / sizeof(xt_wtensor))
@@ -484,6 +485,9 @@ static xt_status upload_u32(gpu_state *g, xt_buffer *b, const void *src, uint64_
     return xt_buffer_upload(g->vk, b, 0, src, (size_t)(n * 4), err);
 }
 
+static xt_status gpu_download(xt_fwd *f, const xt_fwd_batch *b, uint32_t n, bool want_logits,
+                              bool want_delta, xt_error *err);
+
 static xt_status gpu_run(xt_fwd *f, const fwd_plan *p, const xt_fwd_batch *b, xt_error *err)
 {
     gpu_state *g = f->impl;
@@ -491,6 +495,7 @@ static xt_status gpu_run(xt_fwd *f, const fwd_plan *p, const xt_fwd_batch *b, xt
     uint32_t D = hp->n_embd, V = hp->n_vocab, n = p->n_out;
     bool want_logits = b->logits && n, want_delta = p->true_ids && n;
     xt_status s;
+    double t0 = xt_now_s();
     if ((!p->wave && (s = upload_u32(g, &g->ids, p->ids, p->n_tok, err))) ||
         (s = upload_u32(g, &g->pos, p->pos, p->n_tok, err)) ||
         (s = upload_u32(g, &g->slot, p->slot, p->n_tok, err)) ||
@@ -560,7 +565,22 @@ static xt_status gpu_run(xt_fwd *f, const fwd_plan *p, const xt_fwd_batch *b, xt
                                     err)))
             return s;
     }
+    double t1 = xt_now_s();
+    f->times.record_s += t1 - t0;
     if ((s = xt_cmd_submit_wait(g->cmd, err))) return s;
+    double t2 = xt_now_s();
+    s = gpu_download(f, b, n, want_logits, want_delta, err);
+    f->times.download_s += xt_now_s() - t2;
+    return s;
+}
+
+/* The submission's outputs back to the host. */
+static xt_status gpu_download(xt_fwd *f, const xt_fwd_batch *b, uint32_t n, bool want_logits,
+                              bool want_delta, xt_error *err)
+{
+    gpu_state *g = f->impl;
+    uint32_t V = f->hp->n_vocab;
+    xt_status s;
     if (want_logits &&
         (s = xt_buffer_download(g->vk, &g->logits, 0, b->logits, (size_t)n * V * 4, err)))
         return s;

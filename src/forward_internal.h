@@ -63,6 +63,7 @@ struct xt_fwd {
     uint32_t *parent_base, *parent_len; /* [max_tokens] */
     uint32_t prefill_tokens;
     uint64_t device_bytes, weight_bytes;
+    xt_fwd_times times; /* the backend adds record_s and download_s; forward.c the rest */
     const fwd_backend_ops *ops;
     void *impl;
 };

@@ -194,6 +194,8 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
     r.k = r.hp->n_expert ? r.hp->n_expert_used : 0;
     r.draws = o->draws ? o->draws : 1;
     char sweep_path[4096], cases_path[4096], summary_path[4096];
+    xt_fwd_times ft0, ft;
+    xt_fwd_times_get(fwd, &ft0);
     uint32_t *batch = NULL, *cand = NULL;
     cJSON *summary = NULL;
     xt_status s;
@@ -354,6 +356,14 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
         cJSON_AddNumberToObject(t, "submissions", (double)r.submissions);
         cJSON_AddNumberToObject(t, "cases_per_s", secs > 0 ? r.timed_cases / secs : 0);
         cJSON_AddNumberToObject(t, "rows_per_s", secs > 0 ? rows / secs : 0);
+        /* the forward's own split: host planning, plan upload + command recording, execution */
+        xt_fwd_times_get(fwd, &ft);
+        cJSON *fw = cJSON_AddObjectToObject(t, "forward");
+        cJSON_AddNumberToObject(fw, "submissions", (double)(ft.submissions - ft0.submissions));
+        cJSON_AddNumberToObject(fw, "seconds_plan", ft.plan_s - ft0.plan_s);
+        cJSON_AddNumberToObject(fw, "seconds_record", ft.record_s - ft0.record_s);
+        cJSON_AddNumberToObject(fw, "seconds_execute", ft.execute_s - ft0.execute_s);
+        cJSON_AddNumberToObject(fw, "seconds_download", ft.download_s - ft0.download_s);
         s = trace_write_json(tpath, t, err);
         cJSON_Delete(t);
         if (s) goto done;
@@ -372,6 +382,11 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
                (unsigned long long)r.prefill_rows, (unsigned long long)r.prefill_tokens,
                (unsigned long long)r.wave_rows, (unsigned long long)r.submissions, secs,
                secs > 0 ? r.timed_cases / secs : 0, secs > 0 ? rows / secs : 0);
+        xt_fwd_times_get(fwd, &ft);
+        printf("forward: %.2f s planning, %.2f s uploading plans and recording commands, %.1f s "
+               "executing, %.2f s downloading\n",
+               ft.plan_s - ft0.plan_s, ft.record_s - ft0.record_s, ft.execute_s - ft0.execute_s,
+               ft.download_s - ft0.download_s);
     }
 done:
     if (r.sweep_f) fclose(r.sweep_f);

@@ -33,7 +33,7 @@ s=t['seconds_sweep']+t['seconds_experts']
 print(t['cases_examined_this_run'], round(s,2), round(t['cases_per_s'],3), round(t['rows_per_s'],1))" \
     "$out/$name/timing.json")
   printf '%-28s %-12s %8s %10s %10s %10s\n' "$name" expertrace "$cases" "$secs" "$cps" "$rps"
-  ref=$("$py" "$here/trace_reference.py" "$model" --bench "$cases" --facts "$facts" | tail -n 1)
+  ref=$("$py" "$here/trace_reference.py" "$model" --bench "$cases" --facts "$facts" --expert-layer 0 | tail -n 1)
   read -r rc rsecs rcps rrps < <(python3 -c "
 import json,sys
 t=json.loads(sys.argv[1])
