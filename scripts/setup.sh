@@ -3,21 +3,28 @@
 # compiler and CMake, Vulkan headers + loader, volk, glslc, SPIR-V tools, cJSON, the validation
 # layers and Mesa's lavapipe (a CPU Vulkan device, so tests run without a GPU), clang for the
 # fuzz target, Node.js for the tokenizer oracle, Python for the model generator. Safe to run again: it installs only what is missing.
+#   bash scripts/setup.sh          everything (build, tests, oracles, fuzzing, the report test)
+#   bash scripts/setup.sh --main   only what building and running expertrace needs
 set -euo pipefail
 
+# building and running: compiler, CMake, Vulkan headers + loader, volk, glslc, the libraries, and
+# lavapipe so that a machine without a GPU has a Vulkan device
 packages=(
   build-essential cmake ninja-build pkg-config
-  libvulkan-dev libvulkan1 libvulkan-volk-dev glslc spirv-tools spirv-cross
-  vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
+  libvulkan-dev libvulkan1 libvulkan-volk-dev glslc mesa-vulkan-drivers
   libcjson-dev libpcre2-dev libutf8proc-dev
-  python3 python3-venv
-  clang libclang-rt-14-dev chromium
 )
-
-# node + npm run the reference tokenizers (tests/reference); a Node.js that is already installed
-# (e.g. from another source, with its own npm) is used as it is.
-command -v node >/dev/null || packages+=(nodejs)
-command -v npm >/dev/null || packages+=(npm)
+if [ "${1:-}" != "--main" ]; then
+  packages+=(
+    spirv-tools spirv-cross vulkan-validationlayers vulkan-tools
+    python3 python3-venv
+    clang libclang-rt-14-dev chromium
+  )
+  # node + npm run the reference tokenizers (tests/reference); a Node.js that is already
+  # installed (e.g. from another source, with its own npm) is used as it is.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

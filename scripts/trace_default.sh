@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the default model: installs what is needed (scripts/setup.sh), builds, traces
+# The main job on the default model: installs what it needs (scripts/setup.sh --main), builds, traces
 # assets/default-model.gguf on assets/facts.json into trace-results/ and writes
 # trace-results/report.html (ROME-style grids for 8 cases included).   bash scripts/trace_default.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --main
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target expertrace_cli
 # with ROME-style grids (p(true), windows of 2 of the 4 layers) for the first 8 cases
