@@ -2,6 +2,7 @@
 """Independent reference for the tracing protocol's numerics (DESIGN.md §4), with HF transformers.
 
     trace_reference.py MODEL.gguf [--facts FILE] [--out FILE] [--seed 1] [--k 3] [--expert-layer L]
+                       [--rome N [--rome-window 10]]
     trace_reference.py MODEL.gguf --check-logits [--fixture tests/fixtures/models/NAME.json]
     trace_reference.py MODEL.gguf --bench N [--facts FILE]
 
@@ -30,6 +31,12 @@ Per case (rules the C implementation follows):
             (c_e(noised) = 0 when e is not noised-routed; no re-routing); coalitions top (all
             clean-routed) and union (clean or noised routed; noised-only delta = -c_e(noised)).
             The shared expert is never part of a delta.
+  rome (--rome N, first N valid cases in facts order): for site in (residual entering layer l,
+            self_attn output = o_proj's before the residual add, mlp output) and every (layer l,
+            position p): the noised run with the clean run's value of that site restored at p,
+            at layer l alone for the residual, at layers [l - w/2, l + w - w/2) clipped to
+            [0, n_layer) for the other two; stored: the restored run's delta and p(true) (softmax
+            of the last-position logits over the whole vocabulary, float64), not differences.
 
 Outputs: --out writes the fixture JSON (keys in tests/reference/README.md, "Trace reference").
 --check-logits compares this model's logits with llama.cpp's fixture logits (f16) and with a live
@@ -63,7 +70,7 @@ DEFAULT_LLAMA_PY = os.environ.get('XT_LLAMA_PYTHON', '/work/venv-llama/bin/pytho
 # Expert-pass layer per fixture model: both ends of the 2-layer models are covered (layer 0: the
 # patch goes on through a whole MoE layer, re-routing included; the last layer: only the head).
 EXPERT_LAYER = {'qwen3moe-f32': 0, 'qwen3moe-f16': 1, 'qwen2moe-f32': 0, 'mixtral-f32': 1,
-                'olmoe-f32': 0}
+                'olmoe-f32': 0, 'default-model': 3}
 
 # ---------------------------------------------------------------------------------------------
 # Philox4x32-10 (Random123) and the noise
@@ -432,11 +439,17 @@ def prepare_cases(facts, model_path, add_bos, llama_py):
 
 
 class Tracer:
-    """Hooks on layers[l].mlp (the MoE block, shared expert included) and its router.
+    """Hooks on layers[l].mlp (the MoE block, shared expert included) and its router, and for the
+    ROME grids on layers[l] itself (its input: the residual entering the layer) and on
+    layers[l].self_attn (its output: o_proj's, before the residual add).
 
     record: after a forward, self.rec[l] = {'x': mlp input (B, E), 'out': mlp output (B, E),
     'ids': (B, K), 'w': (B, K), 'logits': (B, X)} at each row's last position.
     patch: {layer: (row indices LongTensor, vectors (n, E))} replaces the last-position output.
+    keep: after a forward, self.kept[site][l] = that site's (B, S, E) at every position, site in
+    ROME_SITES.
+    restore: {(site, layer): (rows LongTensor, positions LongTensor, vectors (n, E))} replaces the
+    site's value at those (row, position) pairs.
     """
 
     def __init__(self, model):
@@ -445,10 +458,43 @@ class Tracer:
         self.record = False
         self.patch = {}
         self.rec = {}
+        self.keep = False
+        self.kept = {}
+        self.restore = {}
         self.margins = None      # {'member', 'order'} minima while set (see _router_hook)
         for l, layer in enumerate(self.layers):
             layer.mlp.register_forward_hook(self._mlp_hook(l))
             layer.mlp.gate.register_forward_hook(self._router_hook(l))
+            layer.register_forward_pre_hook(self._layer_in_hook(l), with_kwargs=True)
+            layer.self_attn.register_forward_hook(self._attn_hook(l))
+
+    def _site(self, site, l, x):
+        """Keeps x (B, S, E) when asked and returns it with this site's restorations applied, or
+        None when there are none (the module's own output stands, untouched)."""
+        if self.keep:
+            self.kept.setdefault(site, {})[l] = x.detach().clone()
+        r = self.restore.get((site, l))
+        if r is None:
+            return None
+        rows, pos, vec = r
+        x = x.clone()
+        x[rows, pos] = vec.to(x.dtype)
+        return x
+
+    def _layer_in_hook(self, l):
+        def hook(mod, args, kwargs):
+            if args:
+                x = self._site('residual', l, args[0])
+                return None if x is None else ((x, *args[1:]), kwargs)
+            x = self._site('residual', l, kwargs['hidden_states'])
+            return None if x is None else (args, dict(kwargs, hidden_states=x))
+        return hook
+
+    def _attn_hook(self, l):
+        def hook(mod, args, out):
+            x = self._site('attention', l, out[0])
+            return None if x is None else (x, *out[1:])
+        return hook
 
     def _router_hook(self, l):
         def hook(mod, args, out):
@@ -472,23 +518,28 @@ class Tracer:
             if self.record:
                 self.rec.setdefault(l, {}).update(x=args[0][:, -1].detach().clone(),
                                                    out=out[:, -1].detach().clone())
+            restored = self._site('moe', l, out)
             if l in self.patch:
                 rows, vec = self.patch[l]
-                out = out.clone()
+                out = out.clone() if restored is None else restored
                 out[rows, -1] = vec.to(out.dtype)
                 return out
-            return None
+            return restored
         return hook
 
     @torch.no_grad()
-    def run(self, embeds, record=False, patch=None):
-        """embeds (B, S, E) fp32 -> last-position logits (B, V); records / patches per the args."""
+    def run(self, embeds, record=False, patch=None, keep=False, restore=None):
+        """embeds (B, S, E) fp32 -> last-position logits (B, V); records / patches / keeps /
+        restores per the args."""
         self.record, self.patch, self.rec = record, patch or {}, {}
+        self.keep, self.restore = keep, restore or {}
+        if keep:
+            self.kept = {}
         self._seq = embeds.shape[1]
         try:
             out = self.model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1)
         finally:
-            self.record, self.patch = False, {}
+            self.record, self.patch, self.keep, self.restore = False, {}, False, {}
         return out.logits[:, -1].float()
 
     @torch.no_grad()
@@ -607,6 +658,76 @@ def trace_case(tracer, emb_w, case, sigma, seed, expert_layer, info):
 
 
 # ---------------------------------------------------------------------------------------------
+# ROME-style grids: one site restored at one position of the noised run
+# ---------------------------------------------------------------------------------------------
+
+ROME_SITES = ('residual', 'attention', 'moe')
+
+
+def rome_metrics(logits, t, f):
+    """Last-position logits (B, V) fp32 -> [(delta, p_true)] per row; p(true) is a softmax over
+    the whole vocabulary in float64."""
+    x = logits.double()
+    m = x.max(-1).values
+    p = torch.exp(x[:, t] - m) / torch.exp(x - m[:, None]).sum(-1)
+    return [(float(logits[i, t]) - float(logits[i, f]), float(p[i])) for i in range(x.shape[0])]
+
+
+def rome_window(kind, l, n_layer, window):
+    """Layers a restoration at layer l covers: l alone for the residual, else ROME's window
+    [l - w/2, l + w - w/2) clipped to the model."""
+    if kind == 'residual':
+        return range(l, l + 1)
+    return range(max(0, l - window // 2), min(n_layer, l + window - window // 2))
+
+
+def rome_case(tracer, emb_w, case, sigma, seed, info, window, rows_per_run=48):
+    """(grids, checks) of one case: both metrics of every restored run (not their differences to
+    the noised run) and of the clean and noised runs; the router margin over these runs and how
+    far batching moved a restoration that changes nothing (layer-0 residual outside the subject)."""
+    tok = torch.tensor(case['tokens'])
+    a, b = case['subject']
+    T, L = len(case['tokens']), info['n_layer']
+    clean = emb_w[tok].clone()
+    noised = clean.clone()
+    noise = noise_vectors(seed, case['case_id'], range(a, b), info['n_embd'], sigma)
+    noised[a:b] += torch.from_numpy(noise)
+    t, f = case['true_id'], case['foil_id']
+    tracer.margins = {'member': math.inf, 'order': math.inf}
+    (m_clean,) = rome_metrics(tracer.run(clean[None], keep=True), t, f)
+    kept = tracer.kept
+    (m_noised,) = rome_metrics(tracer.run(noised[None]), t, f)
+    todo = [(kind, l, q) for kind in ROME_SITES for l in range(L) for q in range(T)]
+    got = {}
+    # the restored runs in batches of noised rows, row j restoring its own (kind, layer, position)
+    for first in range(0, len(todo), rows_per_run):
+        chunk = todo[first:first + rows_per_run]
+        spec = {}
+        for j, (kind, l, q) in enumerate(chunk):
+            for l2 in rome_window(kind, l, L, window):
+                spec.setdefault((kind, l2), []).append((j, q, kept[kind][l2][0, q]))
+        restore = {key: (torch.tensor([r[0] for r in v]), torch.tensor([r[1] for r in v]),
+                         torch.stack([r[2] for r in v])) for key, v in spec.items()}
+        x = noised[None].expand(len(chunk), -1, -1).contiguous()
+        for key, m in zip(chunk, rome_metrics(tracer.run(x, restore=restore), t, f)):
+            got[key] = m
+    margins, tracer.margins = tracer.margins, None
+    out = {'case_id': case['case_id'],
+           'clean': {'delta': r7(m_clean[0]), 'p_true': r7(m_clean[1])},
+           'noised': {'delta': r7(m_noised[0]), 'p_true': r7(m_noised[1])}}
+    for kind in ROME_SITES:
+        out[kind] = {name: [[r7(got[kind, l, q][i]) for q in range(T)] for l in range(L)]
+                     for i, name in enumerate(('delta', 'p_true'))}
+    # outside the subject the layer-0 residual is the same in both runs: only batching can move it
+    same = [got['residual', 0, q] for q in range(T) if not a <= q < b]
+    p_n = max(m_noised[1], 1e-300)
+    check = {'router_margin': margins['member'],
+             'unchanged_delta': max((abs(d - m_noised[0]) for d, _ in same), default=0.0),
+             'unchanged_p_rel': max((abs(p - m_noised[1]) / p_n for _, p in same), default=0.0)}
+    return out, check
+
+
+# ---------------------------------------------------------------------------------------------
 # Drivers
 # ---------------------------------------------------------------------------------------------
 
@@ -718,6 +839,25 @@ def cmd_fixture(a):
         checks['max_abs_delta_noised_vs_llama_cpp'] = dn
     for c in out_cases:
         c.pop('_noised_embd')
+    rome = None
+    if a.rome:
+        if a.rome_window < 1:
+            sys.exit('trace_reference: --rome-window must be at least 1')
+        rome = {'window': a.rome_window, 'values': 'metric of the restored run', 'checks': {
+            'min_router_margin': math.inf, 'max_abs_delta_layer0_unnoised_minus_noised': 0.0,
+            'max_rel_p_true_layer0_unnoised_minus_noised': 0.0}, 'cases': []}
+        for c in cases[:a.rome]:
+            t0 = time.time()
+            r, ck = rome_case(tracer, emb_w, c, sigma, a.seed, info, a.rome_window)
+            rc = rome['checks']
+            rc['min_router_margin'] = min(rc['min_router_margin'], ck['router_margin'])
+            rc['max_abs_delta_layer0_unnoised_minus_noised'] = max(
+                rc['max_abs_delta_layer0_unnoised_minus_noised'], ck['unchanged_delta'])
+            rc['max_rel_p_true_layer0_unnoised_minus_noised'] = max(
+                rc['max_rel_p_true_layer0_unnoised_minus_noised'], ck['unchanged_p_rel'])
+            rome['cases'].append(r)
+            print(f'{name} rome {c["case_id"]:>6}: T={len(c["tokens"])} clean {r["clean"]} '
+                  f'noised {r["noised"]} {time.time() - t0:.1f}s', flush=True)
     fixture = os.path.join(ROOT, 'tests', 'fixtures', 'models', name + '.json')
     if os.path.exists(fixture) and not a.no_llama_check:
         checks['logits'] = check_logits(model, info, a.model, fixture, a.llama_python, a.threads)
@@ -740,12 +880,16 @@ def cmd_fixture(a):
         'cases': out_cases,
         'rejected': rejected,
     }
+    if rome:
+        doc['rome'] = rome
     out = a.out or os.path.join(ROOT, 'tests', 'fixtures', 'trace', f'ref_{name}.json')
     with open(out, 'w') as fh:
         fh.write(dumps_compact(doc) + '\n')
     print(f'{name}: {len(out_cases)} cases, {len(rejected)} rejected, sigma {sigma:.6g}, '
           f'load {load_s:.1f}s -> {out}')
     print(json.dumps(checks))
+    if rome:
+        print(json.dumps({'rome': rome['checks']}))
 
 
 def _dist_version(pkg):
@@ -847,6 +991,10 @@ def main():
     ap.add_argument('--llama-python', default=DEFAULT_LLAMA_PY,
                     help='python with llama-cpp-python (tokenizer and logits oracle)')
     ap.add_argument('--no-llama-check', action='store_true', help='skip the llama.cpp cross-checks')
+    ap.add_argument('--rome', type=int, default=0, metavar='N',
+                    help='ROME-style grids (both metrics), first N valid cases in facts order')
+    ap.add_argument('--rome-window', type=int, default=10, metavar='W',
+                    help='layers per attention / MoE restoration window (default 10)')
     ap.add_argument('--check-logits', action='store_true')
     ap.add_argument('--fixture', help='llama.cpp logits fixture JSON for --check-logits')
     ap.add_argument('--bench', type=int, metavar='N')
