@@ -289,6 +289,13 @@ xt_status xt_trace_run(const xt_model *model, xt_fwd *fwd, const xt_trace_opts *
             r.cases[r.selected[i]].split =
                 i < r.n_discovery_sel ? XT_SPLIT_DISCOVERY : XT_SPLIT_VALIDATION;
     }
+    if (r.n_selected < 2 && o->filter == XT_FILTER_NONE) {
+        s = xt_error_set(err, XT_ERR_NOT_FOUND,
+                         "trace: %u usable case(s) examined (filter none); at least 2 are needed "
+                         "for the discovery / validation split",
+                         r.n_selected);
+        goto done;
+    }
     if (r.n_selected < 2) {
         s = xt_error_set(err, XT_ERR_NOT_FOUND,
                          "trace: %u of %u examined cases passed the %s filter; at least 2 are "
