@@ -134,6 +134,8 @@ expect_run(bench_should_print_peak_and_rows 0 "peak: .*router .*moe_layer +q8_0"
 # equal while another noise seed does not.
 expect_run(trace_unknown_option_should_exit_2 2 "--bogus" trace --bogus)
 expect_run(trace_bad_filter_should_exit_2 2 "--filter" trace x.gguf --facts f.json --filter loose)
+expect_run(trace_bad_rome_metric_should_exit_2 2 "--rome-metric is delta or p-true"
+           trace x.gguf --facts f.json --rome-metric logit)
 expect_run(compare_needs_two_dirs 2 "two result directories" compare ${TMP})
 expect_run(compare_missing_dir_should_name_it 1 "no-such-dir/summary\\.json" compare
            ${TMP}/no-such-dir ${TMP}/no-such-dir)
