@@ -98,6 +98,46 @@ done:
     xt_fwd_destroy(c);
 }
 
+/* A real-shape prompt long enough that the MoE's elementwise dispatches (tokens × top-k × n_embd
+ * elements) need more than maxComputeWorkGroupCount[0] = 65,535 workgroups of 64 on lavapipe, so
+ * they fold into a second row of workgroups; last-position logits, GPU against CPU. */
+#define LONG_TOKENS 300u
+
+static void long_prompt_gpu_should_match_cpu_backend(const xt_model *m)
+{
+    const xt_hparams *hp = xt_model_hparams(m);
+    int32_t *toks = malloc(LONG_TOKENS * sizeof *toks);
+    uint32_t x = 12345u, lo = hp->n_vocab > 4000 ? 1000u : 1u;
+    for (uint32_t i = 0; i < LONG_TOKENS; i++) {
+        x = x * 1664525u + 1013904223u; /* a fixed LCG: ordinary ids away from the specials */
+        toks[i] = (int32_t)(lo + (x >> 8) % (hp->n_vocab - 2 * lo));
+    }
+    xt_fwd_seq seq = {toks, LONG_TOKENS};
+    float *lg = malloc((size_t)hp->n_vocab * sizeof *lg), *lc = malloc((size_t)hp->n_vocab * sizeof *lc);
+    xt_fwd *f[2] = {NULL, NULL};
+    xt_error err = {0};
+    bool ok = lg && lc && toks;
+    for (int b = 0; b < 2 && ok; b++) {
+        ok = !xt_fwd_create(&(xt_fwd_desc){.model = m, .backend = b ? XT_BACKEND_CPU : XT_BACKEND_GPU,
+                                           .vk = vk, .max_tokens = LONG_TOKENS, .max_out_rows = 1},
+                            &f[b], &err) &&
+             !xt_fwd_prefill(f[b], &(xt_fwd_batch){.seqs = &seq, .n_seqs = 1, .logits = b ? lc : lg},
+                             &err);
+    }
+    CHECK_MSG(ok, "%s: %s", model_name, err.msg);
+    if (ok) {
+        double nmse = xt_nmse(lg, lc, hp->n_vocab);
+        printf("  %-28s gpu vs cpu      NMSE %.3e, %u-token prompt, last position\n", model_name,
+               nmse, LONG_TOKENS);
+        CHECK_MSG(nmse <= 1e-6, "%s: NMSE %.3e at %u tokens", model_name, nmse, LONG_TOKENS);
+    }
+    xt_fwd_destroy(f[0]);
+    xt_fwd_destroy(f[1]);
+    free(toks);
+    free(lg);
+    free(lc);
+}
+
 /* ---- identities ------------------------------------------------------------------------------ */
 
 static void sequence_logits_should_not_depend_on_the_batch(xt_fwd *f)
@@ -665,6 +705,7 @@ static xt_model *cur_model;
 static xt_fwd *cur_gpu, *cur_cpu;
 
 static void gpu_matches_cpu(void) { gpu_should_match_cpu_backend_on_every_position(cur_model); }
+static void long_prompt_gpu_matches_cpu(void) { long_prompt_gpu_should_match_cpu_backend(cur_model); }
 static void batch_invariance_gpu(void) { sequence_logits_should_not_depend_on_the_batch(cur_gpu); }
 static void batch_invariance_cpu(void) { sequence_logits_should_not_depend_on_the_batch(cur_cpu); }
 static void wavefront_gpu(void) { wavefront_row_with_zero_patch_should_equal_parent(cur_gpu); }
@@ -751,6 +792,10 @@ int main(void)
         }
         printf("%s (%s)\n", model_name, xt_arch_name(xt_model_hparams(cur_model)->arch));
         RUN(gpu_matches_cpu);
+        /* real-shape MoE models only: the small ones never fold their dispatches */
+        const xt_hparams *hp = xt_model_hparams(cur_model);
+        if (hp->n_expert && (uint64_t)LONG_TOKENS * hp->n_expert_used * hp->n_embd > 65535u * 64u)
+            RUN(long_prompt_gpu_matches_cpu);
         cur_gpu = make_fwd(cur_model, XT_BACKEND_GPU);
         cur_cpu = make_fwd(cur_model, XT_BACKEND_CPU);
         if (cur_gpu && cur_cpu) {
