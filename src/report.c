@@ -1625,9 +1625,11 @@ static void section_rome(report *r)
                "noised run");
     if (isfinite(r->rome_cases))
         sb_printf(b, ", averaged over the first %.0f cases", r->rome_cases);
-    sb_puts(b, r->rome_prob ? " on six token groups; the value is p(true) − p<sub>noised</sub>(true) "
-                              "(ROME's indirect effect, probabilities).</p>\n"
-                            : " on six token groups; the value is Δ − Δ<sub>noised</sub> (logits).</p>\n");
+    if (r->rome_prob)
+        sb_puts(b, " on six token groups; the value is p(true) − p<sub>noised</sub>(true) (ROME's "
+                   "indirect effect, probabilities).</p>\n");
+    else
+        sb_puts(b, " on six token groups; the value is Δ − Δ<sub>noised</sub> (logits).</p>\n");
     sb_puts(b, "<figure><div class=\"heatmaps\">\n");
     for (int kd = 0; kd < ROME_KINDS; kd++) fig_heatmap(r, kd, vmax);
     sb_puts(b, "</div><figcaption>Residual stream: the clean residual entering one layer, "

@@ -113,15 +113,17 @@ static void long_prompt_gpu_should_match_cpu_backend(const xt_model *m)
         toks[i] = (int32_t)(lo + (x >> 8) % (hp->n_vocab - 2 * lo));
     }
     xt_fwd_seq seq = {toks, LONG_TOKENS};
-    float *lg = malloc((size_t)hp->n_vocab * sizeof *lg), *lc = malloc((size_t)hp->n_vocab * sizeof *lc);
+    size_t V = hp->n_vocab;
+    float *lg = malloc(V * sizeof *lg), *lc = malloc(V * sizeof *lc);
     xt_fwd *f[2] = {NULL, NULL};
     xt_error err = {0};
     bool ok = lg && lc && toks;
     for (int b = 0; b < 2 && ok; b++) {
-        ok = !xt_fwd_create(&(xt_fwd_desc){.model = m, .backend = b ? XT_BACKEND_CPU : XT_BACKEND_GPU,
-                                           .vk = vk, .max_tokens = LONG_TOKENS, .max_out_rows = 1},
-                            &f[b], &err) &&
-             !xt_fwd_prefill(f[b], &(xt_fwd_batch){.seqs = &seq, .n_seqs = 1, .logits = b ? lc : lg},
+        xt_fwd_desc d = {.model = m, .backend = b ? XT_BACKEND_CPU : XT_BACKEND_GPU, .vk = vk,
+                         .max_tokens = LONG_TOKENS, .max_out_rows = 1};
+        ok = !xt_fwd_create(&d, &f[b], &err) &&
+             !xt_fwd_prefill(f[b],
+                             &(xt_fwd_batch){.seqs = &seq, .n_seqs = 1, .logits = b ? lc : lg},
                              &err);
     }
     CHECK_MSG(ok, "%s: %s", model_name, err.msg);
