@@ -205,15 +205,15 @@ xt_status xt_fwd_gpu_init(xt_fwd *f, xt_vk_context *vk, xt_error *err)
     f->weight_bytes = plan.weight_bytes;
     f->device_bytes = total;
     if (heap && total > heap) {
-        char a[32], w[32], h[32];
-        human(total, a, sizeof a);
+        char t[32], w[32], a[32], h[32];
+        human(total, t, sizeof t);
         human(plan.weight_bytes, w, sizeof w);
+        human(act_bytes, a, sizeof a);
         human(heap, h, sizeof h);
         return xt_error_set(err, XT_ERR_DEVICE_MEMORY,
                             "%s: needs %s of device memory (weights %s, buffers for %u tokens "
                             "%s), but %s's largest device-local heap has %s",
-                            xt_model_path(m), a, w, f->max_tokens,
-                            (human(act_bytes, a, sizeof a), a), info->name, h);
+                            xt_model_path(m), t, w, f->max_tokens, a, info->name, h);
     }
 
     if ((s = xt_kernels_create(vk, &g->k, err)) || (s = xt_cmd_create(vk, &g->cmd, err)))
