@@ -126,20 +126,28 @@ static xt_status plan_prefill(trace_run *r, const uint32_t *idx, uint32_t n, are
     return XT_OK;
 }
 
-static xt_status run_prefill_raw(trace_run *r, const plan *p, const uint32_t *tids,
-                                 const uint32_t *fids, float *delta, xt_error *err)
+/* Runs p's sequences as one prefill: Δ into delta (with tids / fids) and/or the full
+ * last-position logits into logits; counts the work. */
+static xt_status run_prefill_out(trace_run *r, const plan *p, const uint32_t *tids,
+                                 const uint32_t *fids, float *delta, float *logits, xt_error *err)
 {
     xt_status s = xt_fwd_prefill(r->fwd,
                                  &(xt_fwd_batch){.seqs = p->seqs, .n_seqs = p->n_seqs,
                                                  .records = p->recs, .n_records = p->n_recs,
                                                  .patches = p->pats, .n_patches = p->n_pats,
                                                  .true_ids = tids, .foil_ids = fids,
-                                                 .delta = delta},
+                                                 .delta = delta, .logits = logits},
                                  err);
     r->submissions++;
     r->prefill_rows += p->n_seqs;
     for (uint32_t i = 0; i < p->n_seqs; i++) r->prefill_tokens += p->seqs[i].n_tokens;
     return s;
+}
+
+static xt_status run_prefill_raw(trace_run *r, const plan *p, const uint32_t *tids,
+                                 const uint32_t *fids, float *delta, xt_error *err)
+{
+    return run_prefill_out(r, p, tids, fids, delta, NULL, err);
 }
 
 /* The batch's prefill: Δ per sequence into delta[n * (1 + S)]. */
@@ -671,15 +679,7 @@ static xt_status rome_run(trace_run *r, const plan *p, const uint32_t *tids, con
         free(d);
         return s;
     }
-    xt_status s = xt_fwd_prefill(r->fwd,
-                                 &(xt_fwd_batch){.seqs = p->seqs, .n_seqs = p->n_seqs,
-                                                 .records = p->recs, .n_records = p->n_recs,
-                                                 .patches = p->pats, .n_patches = p->n_pats,
-                                                 .logits = logits},
-                                 err);
-    r->submissions++;
-    r->prefill_rows += p->n_seqs;
-    for (uint32_t i = 0; i < p->n_seqs; i++) r->prefill_tokens += p->seqs[i].n_tokens;
+    xt_status s = run_prefill_out(r, p, NULL, NULL, NULL, logits, err);
     uint32_t V = r->hp->n_vocab;
     for (uint32_t j = 0; j < p->n_seqs && !s; j++)
         metric[j] = prob_true(logits + (size_t)j * V, V, (int32_t)tids[j]);
