@@ -12,10 +12,17 @@
 
 #include "xt_shared.h"
 
-/* Elements of the register tile in the matmul shaders: rows per pass are a specialization
- * constant in 1..XT_MM_MAX_ROWS; K is staged in shared memory XT_MM_BK elements at a time. */
-#define XT_MM_MAX_ROWS 8
-#define XT_MM_BK 128
+/* Bounds of the matmul tiles (shaders/matmul.comp; the sizes themselves are specialization
+ * constants chosen in src/op_matmul.c): token rows of a tile (XT_MM_MAX_TD for the direct tile,
+ * whose register tile is NR x TT), weight rows and token rows of one
+ * invocation's register tile, and, for the staged (GPU) tile, the K step and the weight rows
+ * staged in shared memory: (64 + 32) x 65 floats = 24.4 KiB, under the 32 KiB Apple GPUs give. */
+#define XT_MM_MAX_T 32
+#define XT_MM_MAX_TD 8 /* direct tile: token rows */
+#define XT_MM_MAX_N 8
+#define XT_MM_MAX_RT 4
+#define XT_MM_BK 64
+#define XT_MM_MAX_BN 64
 
 #if !defined(VULKAN) || defined(XT_PUSH_WANT_MATMUL)
 /* Workgroup (x, y) = (column block, row block): y[r][col0 + c] = W[w_row0 + c] . x[r] for

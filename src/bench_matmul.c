@@ -3,8 +3,8 @@
  * (2048 -> 4096) and k/v (2048 -> 512), the expert gate/up (2048 -> 768) and down (768 -> 2048)
  * GEMMs through matmul_id over tokens grouped by expert (random top-8 routing, tiles of 16), and
  * the lm head's two-logit gather plus embedding rows. GPU timestamps around each op (matmul_id
- * includes its argument-writing dispatch); median of b->repeats runs after one warm-up, or the
- * warm-up alone when it took over a second (lavapipe at 2048 tokens). FLOP = 2*T*K*N; bytes =
+ * includes its argument-writing dispatch); median of b->repeats runs after one warm-up, or one
+ * run alone when it took over a second (lavapipe at 2048 tokens). FLOP = 2*T*K*N; bytes =
  * weights read once (for matmul_id: the experts in use) + activations in and out. */
 
 #include <inttypes.h>
@@ -112,8 +112,9 @@ static xt_status record(xt_bench *b, xt_cmd *cmd, const op_call *c, xt_error *er
     }
 }
 
-/* GPU time of one run of c in ns: median of b->repeats after a warm-up (the warm-up alone when it
- * took more than a second). */
+/* GPU time of one run of c in ns: median of b->repeats after a warm-up (one run alone when it
+ * took more than a second). The warm-up is never reported: a CPU device such as lavapipe compiles
+ * a pipeline at its first dispatch, inside the timed window, which can take longer than the op. */
 static xt_status time_call(xt_bench *b, xt_cmd *cmd, xt_timer *tm, const op_call *c, double *ns,
                            xt_error *err)
 {
@@ -134,14 +135,9 @@ static xt_status time_call(xt_bench *b, xt_cmd *cmd, xt_timer *tm, const op_call
         double t;
         if ((s = xt_cmd_submit_wait(cmd, err)) || (s = xt_timer_elapsed_ns(tm, 0, 1, &t, err)))
             break;
-        if (r == 0) {
-            if (t > 1e9) { /* too slow to repeat: report the warm-up */
-                v[n++] = t;
-                break;
-            }
-            continue;
-        }
+        if (r == 0) continue;
         v[n++] = t;
+        if (t > 1e9) break; /* too slow to repeat */
     }
     if (!s) *ns = xt_bench_median(v, n);
     free(v);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "expertrace/quant.h"
+#include "ref_matmul.h"
 
 typedef struct cache_entry {
     char shader[64];
@@ -30,6 +31,14 @@ xt_status xt_kernels_create(xt_vk_context *ctx, xt_kernels **out, xt_error *err)
     xt_kernels *k = calloc(1, sizeof *k);
     if (!k) return xt_error_set(err, XT_ERR_NO_MEMORY, "kernels: out of host memory");
     k->ctx = ctx;
+    /* The matmul-like ops reduce with fma; the CPU reference rounds the way this device does. */
+    bool fused;
+    xt_status s = xt_vk_fma_fused(ctx, &fused, err);
+    if (s) {
+        free(k);
+        return s;
+    }
+    xt_ref_set_fused_fma(fused);
     *out = k;
     return XT_OK;
 }

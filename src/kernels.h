@@ -21,6 +21,8 @@
 
 typedef struct xt_kernels xt_kernels;
 
+/* Also measures whether the device fuses `fma` (xt_vk_fma_fused) and sets the CPU reference's
+ * rounding to match (xt_ref_set_fused_fma). */
 xt_status xt_kernels_create(xt_vk_context *ctx, xt_kernels **out, xt_error *err);
 /* Destroys every cached pipeline. The GPU must be done with them. NULL is a no-op. */
 void xt_kernels_destroy(xt_kernels *k);

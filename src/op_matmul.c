@@ -5,12 +5,13 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "push_matmul.h"
 #include "expertrace/quant.h"
 
-#define WG_SIZE 64u /* invocations per workgroup: output columns of a matmul workgroup */
+#define WG_SIZE 64u /* invocations per workgroup of get_rows and logit_gather */
 
 bool xt_op_matmul_supports(uint32_t type)
 {
@@ -24,17 +25,114 @@ bool xt_op_matmul_supports(uint32_t type)
     }
 }
 
-/* The cached pipeline `<op>_<type>` with spec constants (workgroup size, rows per pass). */
-static xt_status get_pipeline(xt_kernels *k, const char *op, uint32_t type, uint32_t rpp,
-                              uint32_t push_bytes, uint32_t bindings, const xt_pipeline **p,
-                              xt_error *err)
+/* The cached pipeline `<op>_<type>` with the workgroup size as spec constant 0 (get_rows,
+ * logit_gather). */
+static xt_status get_pipeline(xt_kernels *k, const char *op, uint32_t type, uint32_t push_bytes,
+                              uint32_t bindings, const xt_pipeline **p, xt_error *err)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%s", op, xt_type_name(type));
-    xt_spec_constant spec[2] = {{0, WG_SIZE}, {1, rpp}};
+    xt_spec_constant spec[1] = {{0, WG_SIZE}};
+    return xt_kernels_pipeline(k,
+                               &(xt_pipeline_desc){.shader = name, .spec = spec, .spec_count = 1,
+                                                   .push_bytes = push_bytes,
+                                                   .binding_count = bindings},
+                               p, err);
+}
+
+/* ---- matmul tiles per device class ------------------------------------------------------------
+ * A tile of shaders/matmul.comp: direct (a register tile per invocation, buffers read directly:
+ * what a CPU device runs fast, and what a GPU runs for a handful of rows) or staged (weights
+ * dequantized cooperatively into shared memory once per K step and reused by every token row of
+ * the tile: what a GPU runs fast). The shape changes with the rows but never the reduction
+ * order, so results do not depend on it. */
+typedef struct mm_tile {
+    bool staged;
+    uint32_t wg; /* invocations */
+    uint32_t tt; /* token rows per tile */
+    uint32_t nr; /* weight rows per invocation */
+    uint32_t wt; /* staged: token lanes (wg / wt invocations per token row) */
+    uint32_t sg; /* direct: subgroup size to spread x loads over, 0: none */
+} mm_tile;
+
+static uint32_t pow2_at_least(uint32_t v, uint32_t cap)
+{
+    uint32_t r = 1;
+    while (r < v && r < cap) r *= 2;
+    return r;
+}
+
+/* Weight rows one workgroup covers. */
+static uint32_t tile_cols(const mm_tile *t)
+{
+    return t->staged ? t->wg / t->wt * t->nr : t->wg * t->nr;
+}
+
+/* The subgroup size the direct tile may spread its x loads over: the device's, when it has
+ * subgroup broadcast in compute shaders, it divides 32 and every compute subgroup has that size
+ * (the device has one size only, as lavapipe: 8 = its SIMD width); feature floor: none. */
+static uint32_t spread_subgroup(const xt_vk_device_info *info)
+{
+    uint32_t sg = info->subgroup.size;
+    bool fixed = info->subgroup.min_size == sg && info->subgroup.max_size == sg;
+    bool ok = info->enabled.subgroup_ballot && fixed && sg && sg <= 32 && 32 % sg == 0;
+    return ok ? sg : 0;
+}
+
+/* The tile for `rows` token rows per tile (a dense matmul's rows, or the entries of one expert
+ * tile) on this device. EXPERTRACE_MM_TILE=direct|staged,WG,TT,NR[,WT] overrides it (tuning). */
+static mm_tile choose_tile(const xt_kernels *k, uint32_t rows)
+{
+    const xt_vk_device_info *info = xt_vk_context_info(xt_kernels_context(k));
+    mm_tile t;
+    if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        /* llvmpipe runs 8 invocations as one SIMD batch and a load inside a loop one lane at a
+         * time, so loads are what costs: a tall register tile (8 weight rows x 16 token rows,
+         * 256 columns per workgroup, which divides every Qwen3 width) reuses each dequantized
+         * weight 16 times and each x value 8 times. Below 16 rows the weight loads dominate
+         * anyway, so a partly empty tile costs little, and two shapes (1 row for decode, with 4
+         * weight rows to keep more workgroups, and 16) keep the pipelines to compile few:
+         * llvmpipe compiles each one at its first dispatch, seconds for a tile this size.
+         * Measured with `bench --ops matmul` and EXPERTRACE_MM_TILE. */
+        bool one = rows <= 1;
+        t = (mm_tile){.staged = false, .wg = 32, .tt = one ? 1 : XT_MM_MAX_TD, .nr = one ? 4 : 8,
+                      .sg = spread_subgroup(info)};
+    } else if (rows >= 8) {
+        t = (mm_tile){.staged = true, .wg = 128, .tt = pow2_at_least(rows, 32), .nr = 4,
+                      .wt = 8};
+    } else {
+        t = (mm_tile){.staged = false, .wg = 64, .tt = pow2_at_least(rows, 4), .nr = 1};
+    }
+    const char *env = getenv("EXPERTRACE_MM_TILE");
+    if (env && *env) {
+        char mode[16] = {0};
+        unsigned wg = 0, tt = 0, nr = 0, wt = 0;
+        int n = sscanf(env, "%15[a-z],%u,%u,%u,%u", mode, &wg, &tt, &nr, &wt);
+        bool staged = !strcmp(mode, "staged");
+        mm_tile o = {.staged = staged, .wg = wg, .tt = tt, .nr = nr, .wt = wt,
+                     .sg = staged ? 0 : spread_subgroup(info)};
+        bool ok = n >= 4 && (staged || !strcmp(mode, "direct")) && wg && wg <= 1024 && tt &&
+                  tt <= (staged ? XT_MM_MAX_T : XT_MM_MAX_TD) && nr && nr <= XT_MM_MAX_N;
+        if (ok && staged)
+            ok = wt && wg % wt == 0 && tt % wt == 0 && tt / wt <= XT_MM_MAX_RT &&
+                 tile_cols(&o) <= XT_MM_MAX_BN;
+        if (ok) t = o;
+    }
+    return t;
+}
+
+/* The matmul pipeline `<op>[_staged]_<type>` for tile t. */
+static xt_status get_mm_pipeline(xt_kernels *k, const char *op, uint32_t type, const mm_tile *t,
+                                 uint32_t push_bytes, uint32_t bindings, const xt_pipeline **p,
+                                 xt_error *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s%s_%s", op, t->staged ? "_staged" : "", xt_type_name(type));
+    xt_spec_constant spec[4] = {{0, t->wg}, {1, t->tt}, {2, t->nr}, {3, t->wt}};
+    if (!t->staged) spec[3] = (xt_spec_constant){4, t->sg};
     return xt_kernels_pipeline(k,
                                &(xt_pipeline_desc){.shader = name, .spec = spec,
-                                                   .spec_count = rpp ? 2 : 1,
+                                                   .spec_count = 4,
                                                    .push_bytes = push_bytes,
                                                    .binding_count = bindings},
                                p, err);
@@ -88,14 +186,6 @@ static xt_status check_weights(const char *op, const xt_dtensor *w, xt_error *er
     return XT_OK;
 }
 
-/* Rows per pass of the matmul shaders: the power of two >= min(rows, XT_MM_MAX_ROWS). */
-static uint32_t rows_per_pass(uint32_t rows)
-{
-    uint32_t r = 1;
-    while (r < rows && r < XT_MM_MAX_ROWS) r *= 2;
-    return r;
-}
-
 static xt_binding chunk_binding(const xt_dtensor_chunk *c)
 {
     return (xt_binding){.buffer = &c->buf, .offset = 0, .range_bytes = 0};
@@ -124,9 +214,11 @@ xt_status xt_op_matmul(xt_kernels *k, xt_cmd *cmd, const xt_matmul_desc *d, xt_e
     if ((s = bind_array(k, op, "x", &d->x, matrix_bytes(d->rows, xs, K), &bx, &x_off, err)) ||
         (s = bind_array(k, op, "y", &d->y, matrix_bytes(d->rows, ys, N), &by, &y_off, err)))
         return s;
-    uint32_t rpp = rows_per_pass(d->rows);
+    mm_tile t = choose_tile(k, d->rows);
     const xt_pipeline *p;
-    if ((s = get_pipeline(k, "matmul", w->type, rpp, sizeof(xt_push_matmul), 3, &p, err))) return s;
+    if ((s = get_mm_pipeline(k, "matmul", w->type, &t, sizeof(xt_push_matmul), 3, &p, err)))
+        return s;
+    uint32_t cols = tile_cols(&t);
 
     uint64_t base = (uint64_t)d->expert * N;
     for (uint32_t c = 0; c < w->n_chunks; c++) {
@@ -140,8 +232,8 @@ xt_status xt_op_matmul(xt_kernels *k, xt_cmd *cmd, const xt_matmul_desc *d, xt_e
                              .row_bytes = (uint32_t)w->row_bytes, .x_off = x_off, .x_stride = xs,
                              .y_off = y_off, .y_stride = ys};
         xt_binding b[3] = {chunk_binding(ch), bx, by};
-        if ((s = xt_dispatch(cmd, p, (pc.n_cols + WG_SIZE - 1) / WG_SIZE,
-                             (d->rows + rpp - 1) / rpp, 1, &pc, sizeof pc, b, 3, err)))
+        if ((s = xt_dispatch(cmd, p, (pc.n_cols + cols - 1) / cols, (d->rows + t.tt - 1) / t.tt,
+                             1, &pc, sizeof pc, b, 3, err)))
             return s;
     }
     return XT_OK;
@@ -177,8 +269,12 @@ xt_status xt_op_matmul_id(xt_kernels *k, xt_cmd *cmd, const xt_matmul_id_desc *d
         return xt_error_set(err, XT_ERR_RANGE, "%s: %" PRIu32 " entries / %" PRIu32
                             " need %" PRIu32 " x rows, have %" PRIu32,
                             op, entries, div, (entries - 1) / div + 1, d->x_rows);
+    /* Token rows per tile: the expert tiles' rows, or fewer when the entries spread over the
+     * experts leave fewer per expert on average (decode). */
+    uint32_t per_expert = (entries + g->n_expert - 1) / g->n_expert;
+    mm_tile t = choose_tile(k, per_expert < g->tile_rows ? per_expert : g->tile_rows);
     const xt_vk_device_info *info = xt_vk_context_info(xt_kernels_context(k));
-    uint32_t col_blocks = (N + WG_SIZE - 1) / WG_SIZE;
+    uint32_t col_blocks = (N + tile_cols(&t) - 1) / tile_cols(&t);
     if (g->max_tiles > info->limits.max_compute_work_group_count[0] ||
         col_blocks > info->limits.max_compute_work_group_count[1])
         return xt_error_set(err, XT_ERR_RANGE, "%s: %" PRIu32 " tiles x %" PRIu32
@@ -205,15 +301,13 @@ xt_status xt_op_matmul_id(xt_kernels *k, xt_cmd *cmd, const xt_matmul_id_desc *d
         (s = bind_array(k, op, "y", &d->y, matrix_bytes(entries, ys, N), &by, &y_off, err)))
         return s;
 
-    /* rows per pass: tiles of one entry are the rule when entries are few per expert (decode) */
-    uint32_t rpp = entries <= g->n_expert ? 1 : entries <= 4 * g->n_expert ? 4 : 8;
-    if (rpp > g->tile_rows) rpp = rows_per_pass(g->tile_rows);
     const xt_pipeline *pa, *p;
     if ((s = xt_kernels_pipeline(k, &(xt_pipeline_desc){.shader = "matmul_id_args",
                                                          .push_bytes = sizeof(xt_push_matmul_id_args),
                                                          .binding_count = 1},
                                  &pa, err)) ||
-        (s = get_pipeline(k, "matmul_id", w->type, rpp, sizeof(xt_push_matmul_id), 6, &p, err)))
+        (s = get_mm_pipeline(k, "matmul_id", w->type, &t, sizeof(xt_push_matmul_id), 6, &p,
+                             err)))
         return s;
 
     xt_push_matmul_id_args pa_pc = {.slot = slot, .col_blocks = col_blocks};
@@ -264,7 +358,7 @@ xt_status xt_op_get_rows(xt_kernels *k, xt_cmd *cmd, const xt_get_rows_desc *d, 
         bf = bi; /* never written: has_flag = 0 */
     }
     const xt_pipeline *p;
-    if ((s = get_pipeline(k, "get_rows", w->type, 0, sizeof(xt_push_get_rows), 4, &p, err)))
+    if ((s = get_pipeline(k, "get_rows", w->type, sizeof(xt_push_get_rows), 4, &p, err)))
         return s;
     uint32_t groups[3];
     xt_groups_1d(xt_kernels_context(k), n_inv, WG_SIZE, groups);
@@ -315,7 +409,7 @@ xt_status xt_op_logit_gather(xt_kernels *k, xt_cmd *cmd, const xt_logit_gather_d
         bf = bl; /* never written: has_flag = 0 */
     }
     const xt_pipeline *p;
-    if ((s = get_pipeline(k, "logit_gather", w->type, 0, sizeof(xt_push_logit_gather), 7, &p,
+    if ((s = get_pipeline(k, "logit_gather", w->type, sizeof(xt_push_logit_gather), 7, &p,
                           err)))
         return s;
     xt_push_logit_gather pc = {.rows = d->rows, .k = K, .row_bytes = (uint32_t)w->row_bytes,

@@ -10,11 +10,28 @@
 
 #include "expertrace/quant.h"
 
-/* The one reduction every op uses: acc = 0; acc = acc + w[k] * x[k] for k = 0..K-1. */
+static bool fused_fma;
+
+void xt_ref_set_fused_fma(bool fused)
+{
+    fused_fma = fused;
+}
+
+bool xt_ref_fused_fma(void)
+{
+    return fused_fma;
+}
+
+/* The one reduction every op uses: acc = 0; acc = fma(w[k], x[k], acc) for k = 0..K-1, fused
+ * or with the product rounded first, as the device does. */
 static float dot(const float *w, const float *x, uint32_t k)
 {
     float acc = 0.0f;
-    for (uint32_t i = 0; i < k; i++) acc = acc + w[i] * x[i];
+    if (fused_fma) {
+        for (uint32_t i = 0; i < k; i++) acc = fmaf(w[i], x[i], acc);
+    } else {
+        for (uint32_t i = 0; i < k; i++) acc = acc + w[i] * x[i];
+    }
     return acc;
 }
 

@@ -3,15 +3,24 @@
  *
  * Weights are packed GGUF rows (W [n_rows][K] in `type`, row r at byte r * row_bytes); they are
  * dequantized with xt_dequantize, one row at a time. Every dot product is one fp32 accumulator
- * that adds w[k] * x[k] for k = 0..K-1 in order (no FMA contraction: the build passes
- * -ffp-contract=off), the order the shaders use too (shaders/matmul.glsl).
+ * that adds w[k] * x[k] for k = 0..K-1 in order, the order the shaders use too
+ * (shaders/matmul.comp). Each step is fmaf (one rounding) or a product rounded to fp32 and then
+ * added, as the device's `fma` does: xt_ref_set_fused_fma with what xt_vk_fma_fused measured
+ * (default: not fused, as lavapipe; no contraction otherwise: the build passes
+ * -ffp-contract=off).
  */
 #ifndef XT_REF_MATMUL_H
 #define XT_REF_MATMUL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "expertrace/status.h"
+
+/* Process-wide: whether the reference's dot products fuse each step (set once at start-up,
+ * before any thread runs reference ops). */
+void xt_ref_set_fused_fma(bool fused);
+bool xt_ref_fused_fma(void);
 
 /* y[t][n] = W[n] . x[t] for t < rows, n < n_out; W {K, n_out} (w_bytes = n_out * row bytes),
  * x [rows][K], y [rows][n_out]. */

@@ -138,6 +138,7 @@ xt_status xt_vk_context_create(const xt_vk_desc *desc, xt_vk_context **out, xt_e
     xt_vk_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return xt_error_set(err, XT_ERR_NO_MEMORY, "vulkan context");
     ctx->timeout_ns = desc->timeout_ns ? desc->timeout_ns : DEFAULT_TIMEOUT_NS;
+    ctx->fma_fused = -1;
     ctx->staging_bytes = desc->staging_bytes ? desc->staging_bytes : DEFAULT_STAGING_BYTES;
 
     xt_status s = xt_vk_instance_create(desc, &ctx->inst, err);

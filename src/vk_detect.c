@@ -262,6 +262,8 @@ xt_status xt_vk_detect(VkPhysicalDevice pd, uint32_t index, uint32_t instance_ap
         d->subgroup.supported_operations = sg.supportedOperations;
         s->subgroup_arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                                  (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+        s->subgroup_ballot = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                             (sg.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
         d->limits.max_memory_allocation_size = m3p.maxMemoryAllocationSize;
         if (driver_props) {
             d->driver_id = drv.driverID;

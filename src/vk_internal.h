@@ -58,6 +58,7 @@ struct xt_vk_context {
     xt_buffer staging; /* created on first use */
     xt_cmd *transfer;  /* for staged uploads/downloads, created on first use */
     bool lost;
+    int fma_fused;     /* xt_vk_fma_fused: -1 not probed yet, else 0 / 1 */
 };
 
 typedef enum xt_cmd_state { XT_CMD_IDLE = 0, XT_CMD_RECORDING, XT_CMD_PENDING } xt_cmd_state;

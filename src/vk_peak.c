@@ -128,3 +128,50 @@ done:
     xt_pipeline_destroy(ctx, &fma);
     return s;
 }
+
+/* Mirrors fma_probe.comp's push constants. */
+typedef struct fma_probe_push {
+    float a, b, c;
+} fma_probe_push;
+_Static_assert(sizeof(fma_probe_push) == 12, "fma_probe push constants");
+
+xt_status xt_vk_fma_fused(xt_vk_context *ctx, bool *fused, xt_error *err)
+{
+    if (ctx->fma_fused >= 0) {
+        *fused = ctx->fma_fused == 1;
+        return XT_OK;
+    }
+    xt_status s;
+    xt_pipeline p = {0};
+    xt_buffer out = {0};
+    xt_cmd *cmd = NULL;
+    float result = 1.0f;
+    if ((s = xt_pipeline_create(ctx,
+                                &(xt_pipeline_desc){.shader = "fma_probe",
+                                                    .push_bytes = sizeof(fma_probe_push),
+                                                    .binding_count = 1},
+                                &p, err)) ||
+        (s = xt_buffer_create(ctx, &(xt_buffer_desc){.size_bytes = 4, .label = "fma_probe out"},
+                              &out, err)) ||
+        (s = xt_cmd_create(ctx, &cmd, err)) || (s = xt_cmd_begin(cmd, err)))
+        goto done;
+    fma_probe_push pc = {.a = 1.0f + 0x1p-12f, .b = 1.0f - 0x1p-12f, .c = -1.0f};
+    if ((s = xt_dispatch(cmd, &p, 1, 1, 1, &pc, sizeof pc, (xt_binding[]){{.buffer = &out}}, 1,
+                         err)) ||
+        (s = xt_cmd_submit_wait(cmd, err)) ||
+        (s = xt_buffer_download(ctx, &out, 0, &result, 4, err)))
+        goto done;
+    if (result != -0x1p-24f && result != 0.0f) {
+        s = xt_error_set(err, XT_ERR_DEVICE, "fma probe: the device computed %a for "
+                         "fma(1 + 2^-12, 1 - 2^-12, -1), neither fused (-2^-24) nor rounded (0)",
+                         (double)result);
+        goto done;
+    }
+    ctx->fma_fused = result != 0.0f;
+    *fused = ctx->fma_fused == 1;
+done:
+    xt_cmd_destroy(cmd);
+    xt_buffer_destroy(ctx, &out);
+    xt_pipeline_destroy(ctx, &p);
+    return s;
+}

@@ -80,6 +80,7 @@ typedef struct xt_vk_features {
     bool maintenance4;
     bool integer_dot_product; /* VK_KHR_shader_integer_dot_product or 1.3 */
     bool subgroup_arithmetic; /* subgroupAdd & co. in compute shaders */
+    bool subgroup_ballot;     /* subgroupBroadcast & co. in compute shaders */
     bool cooperative_matrix;  /* extension present (KHR or NV); never enabled yet */
     bool uma;                 /* device-local memory mapped directly, no staging */
 } xt_vk_features;
@@ -394,6 +395,12 @@ typedef struct xt_peak {
 /* Runs peak_fma and peak_copy with GPU timestamps. XT_ERR_UNSUPPORTED without timestamps. */
 xt_status xt_vk_measure_peak(xt_vk_context *ctx, const xt_peak_desc *desc, xt_peak *out,
                              xt_error *err);
+
+/* Whether the device fuses `fma` under `precise` (one rounding) or rounds the product first, as
+ * lavapipe does: measured by one dispatch on the first call, then remembered by the context.
+ * The shaders' matmul-like ops reduce with fma; the CPU reference follows the answer
+ * (xt_ref_set_fused_fma in src/ref_matmul.h). */
+xt_status xt_vk_fma_fused(xt_vk_context *ctx, bool *fused, xt_error *err);
 
 #ifdef __cplusplus
 }

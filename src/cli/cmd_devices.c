@@ -57,6 +57,7 @@ static const feature_row features[] = {
     F("maintenance4", maintenance4),
     F("shaderIntegerDotProduct", integer_dot_product),
     F("subgroupArithmetic", subgroup_arithmetic),
+    F("subgroupBallot", subgroup_ballot),
     F("cooperativeMatrix", cooperative_matrix),
     F("umaDirectMapping", uma),
 };

@@ -230,8 +230,9 @@ int xt_cmd_trace(int argc, char **argv)
         const xt_vk_device_info *in = xt_vk_context_info(vk);
         snprintf(dev, sizeof dev, "%s", in->name);
         snprintf(drv, sizeof drv, "%s %s", in->driver_name, in->driver_info);
-        snprintf(feat, sizeof feat, "%s%s%s%s", getenv("EXPERTRACE_FEATURES") ? "min" : "default",
+        snprintf(feat, sizeof feat, "%s%s%s%s%s", getenv("EXPERTRACE_FEATURES") ? "min" : "default",
                  in->enabled.subgroup_arithmetic ? " subgroup_arithmetic" : "",
+                 in->enabled.subgroup_ballot ? " subgroup_ballot" : "",
                  in->enabled.shader_float16 ? " float16" : "", in->enabled.uma ? " uma" : "");
     } else {
         snprintf(dev, sizeof dev, "cpu (reference ops)");

@@ -1,11 +1,13 @@
-// Two logits per row instead of the whole lm head (DESIGN.md §5): the body of
-// logit_gather_<type>.comp (the including file defines XT_WTYPE_<type> first).
+#version 450
+// Two logits per row instead of the whole lm head, for rows that need only the contrast: built
+// once per weight type as logit_gather_<type> (CMakeLists.txt passes XT_WTYPE_<type>).
 //
 // Pass 1 (finish = 0), one dispatch per chunk of W: invocation (t, which) computes
 // logits[t][which] = W[id] . h[t] for id = true_ids[t] (which 0) or foil_ids[t] (which 1) when
 // that row is in the chunk, with the matmul shaders' reduction order (one accumulator, k = 0..K-1
-// in order, no contraction), so each logit equals the full matmul's entry bit for bit. An id past
-// the tensor gets a NaN logit (written by the first_chunk dispatch) and sets the flag.
+// in order, each step one `fma` under `precise`), so each logit equals the full matmul's entry
+// bit for bit. An id past the tensor gets a NaN logit (written by the first_chunk dispatch) and
+// sets the flag.
 // Pass 2 (finish = 1), after a barrier: diff[t] = logits[t][0] - logits[t][1].
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
@@ -49,7 +51,7 @@ void main()
         float w[32];
         xt_dequant32(row_byte, k0, nv, w);
         [[unroll]] for (uint j = 0u; j < 32u; j++)
-            if (j < nv) acc = acc + w[j] * h[hb + k0 + j];
+            if (j < nv) acc = fma(w[j], h[hb + k0 + j], acc);
     }
     logits[pc.logits_off + i] = acc;
 }

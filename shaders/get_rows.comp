@@ -1,5 +1,6 @@
-// Embedding rows: y[t][0..K) = dequant(W[ids[t]]), the body of get_rows_<type>.comp (the including
-// file defines XT_WTYPE_<type> first). One invocation per (row, 32 elements); one dispatch per
+#version 450
+// Embedding rows: y[t][0..K) = dequant(W[ids[t]]), built once per weight type as get_rows_<type>
+// (CMakeLists.txt passes XT_WTYPE_<type>). One invocation per (row, 32 elements); one dispatch per
 // chunk of W, each writing the rows whose id falls in its chunk. An id past the tensor (>=
 // n_total_rows) reads nothing: the dispatch with first_chunk = 1 writes a zero row for it and
 // sets XT_MM_FLAG_ID_OUT_OF_RANGE in the flag word (when has_flag). Values are bit-identical to

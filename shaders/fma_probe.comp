@@ -1,0 +1,20 @@
+#version 450
+// Whether this device fuses `fma` under `precise`: one invocation computes fma(a, b, c) with
+// a = 1 + 2^-12, b = 1 - 2^-12, c = -1 from push constants (so nothing folds at compile time).
+// The exact product is 1 - 2^-24; fused, the result is -2^-24; rounded to fp32 first, the
+// product is 1 and the result 0. The host (xt_vk_fma_fused) tells the CPU reference which.
+#include "common.glsl"
+
+layout(local_size_x = 1) in;
+
+layout(push_constant) uniform Push {
+    float a, b, c;
+} pc;
+
+layout(std430, set = 0, binding = 0) writeonly buffer Out { float result[]; };  // [1]
+
+void main()
+{
+    precise float r = fma(pc.a, pc.b, pc.c);
+    result[0] = r;
+}

@@ -1,5 +1,0 @@
-// matmul_id for q4_K weights (see matmul.glsl).
-#version 450
-#define XT_WTYPE_Q4_K
-#define XT_MATMUL_ID
-#include "matmul.glsl"

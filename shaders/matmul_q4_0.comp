@@ -1,4 +1,0 @@
-// matmul for q4_0 weights (see matmul.glsl).
-#version 450
-#define XT_WTYPE_Q4_0
-#include "matmul.glsl"

@@ -1,4 +1,0 @@
-// matmul for q5_K weights (see matmul.glsl).
-#version 450
-#define XT_WTYPE_Q5_K
-#include "matmul.glsl"

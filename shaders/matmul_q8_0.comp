@@ -1,4 +1,0 @@
-// matmul for q8_0 weights (see matmul.glsl).
-#version 450
-#define XT_WTYPE_Q8_0
-#include "matmul.glsl"
