@@ -1,8 +1,9 @@
 #version 450
 // Whether this device fuses `fma` under `precise`: one invocation computes fma(a, b, c) with
-// a = 1 + 2^-12, b = 1 - 2^-12, c = -1 from push constants (so nothing folds at compile time).
-// The exact product is 1 - 2^-24; fused, the result is -2^-24; rounded to fp32 first, the
-// product is 1 and the result 0. The host (xt_vk_fma_fused) tells the CPU reference which.
+// a = b = 1 + 2^-12 and c = -(1 + 2^-11) from push constants (nothing folds at compile time).
+// The exact product is 1 + 2^-11 + 2^-24, which needs 25 significant bits: fused, the result is
+// 2^-24; rounded to fp32 first (a tie, to even: 1 + 2^-11), it is 0. The host
+// (xt_vk_fma_fused) tells the CPU reference which.
 #include "common.glsl"
 
 layout(local_size_x = 1) in;

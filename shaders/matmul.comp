@@ -92,11 +92,12 @@ void xt_mm_tile(xt_mm_cols c, xt_mm_rows r)
         [[unroll]] for (uint t = 0u; t < XT_MM_MAX_TD; t++) acc[j][t] = 0.0;
 
     const bool spread = SG > 0u;  // a specialization constant: one of the two paths is compiled
+    xt_wseq seq[XT_MM_MAX_N];  // each weight row's shared words, read once (quant.glsl)
     for (uint k0 = 0u; k0 < K; k0 += 32u) {
         uint nv = min(32u, K - k0);
         float w[XT_MM_MAX_N][32];
         [[unroll]] for (uint j = 0u; j < XT_MM_MAX_N; j++)
-            if (j < NR) xt_dequant32(c.wb[j], k0, nv, w[j]);
+            if (j < NR) xt_dequant32_seq(c.wb[j], k0, nv, seq[j], w[j]);
         // Constant trip counts and indices once TT, NR and SG are specialized: acc and w stay in
         // registers. Quantized rows are whole 32-element blocks (nv == 32); the tests on nv are
         // uniform and only float rows of a length that is not a multiple of 32 take them.

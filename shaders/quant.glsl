@@ -254,4 +254,78 @@ void xt_dequant32(uint row_byte, uint k0, uint n_valid, out float w[32])
 #endif
 }
 
+
+// ---- sequential reading of one row -------------------------------------------------------------
+// xt_dequant32_seq gives the same values as xt_dequant32 for a caller that reads one row at
+// k0 = 0, 32, 64, ... in order (the direct matmul tile): the words that several 32-element pieces
+// share (a k-quant block's scales, Q4_K's nibble bytes serving two pieces, Q5_K's high bits) are
+// loaded once into the state and kept, and Q8_0's 34-byte blocks are read as the 9 aligned words
+// that cover them instead of word pairs. On a CPU device a load is the expensive step: Q4_K reads
+// 4.5 words per piece instead of 12, Q8_0 9 instead of up to 17. The tests on the piece index
+// are the same in every invocation. Other types fall back to xt_dequant32.
+#if defined(XT_WTYPE_Q4_K) || defined(XT_WTYPE_Q5_K)
+#define XT_SEQ_WORDS 20  // [0..3] d, dmin, scales; [4..11] nibble bytes; Q5_K [12..19] high bits
+#elif defined(XT_WTYPE_Q8_0)
+#define XT_SEQ_WORDS 9
+#else
+#define XT_SEQ_WORDS 1
+#endif
+struct xt_wseq {
+    uint a[XT_SEQ_WORDS];
+};
+
+void xt_dequant32_seq(uint row_byte, uint k0, uint n_valid, inout xt_wseq st, out float w[32])
+{
+#if defined(XT_WTYPE_Q4_K) || defined(XT_WTYPE_Q5_K)
+    uint b = xt_block_byte(row_byte, k0), j = (k0 % 256u) / 32u;
+    uint bw = b >> 2;  // 144/176-byte blocks stay word-aligned
+    if (j == 0u) {
+        [[unroll]] for (uint i = 0u; i < 4u; i++) st.a[i] = w_words[bw + i];
+#if defined(XT_WTYPE_Q5_K)
+        [[unroll]] for (uint i = 0u; i < 8u; i++) st.a[12u + i] = w_words[bw + 4u + i];
+#endif
+    }
+#if defined(XT_WTYPE_Q4_K)
+    uint qs_word = bw + 4u;
+#else
+    uint qs_word = bw + 12u;
+#endif
+    if ((j & 1u) == 0u) {
+        [[unroll]] for (uint i = 0u; i < 8u; i++) st.a[4u + i] = w_words[qs_word + 8u * (j / 2u) + i];
+    }
+    vec2 dd = unpackHalf2x16(st.a[0]);
+    uint s[3] = uint[3](st.a[1], st.a[2], st.a[3]);
+    uvec2 scm = xt_k4_scale_min(s, j);
+    float d1 = dd.x * float(scm.x), m1 = dd.y * float(scm.y);
+    uint q[8], qh[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        q[i] = st.a[4u + i];
+#if defined(XT_WTYPE_Q5_K)
+        qh[i] = st.a[12u + i];
+#endif
+    }
+    uint shift = 4u * (j & 1u);
+    [[unroll]] for (uint i = 0u; i < 32u; i++) {
+        uint v = (XT_BYTE(q, i) >> shift) & 0xfu;
+#if defined(XT_WTYPE_Q5_K)
+        v |= ((XT_BYTE(qh, i) >> j) & 1u) << 4;
+#endif
+        w[i] = d1 * float(v) - m1;
+    }
+#elif defined(XT_WTYPE_Q8_0)
+    // The 34 bytes from b (an even offset) lie in the 9 words from b / 4: the fp16 scale is the
+    // low or the high half of the first, and value i is window byte i + 2 or i + 4.
+    uint b = xt_block_byte(row_byte, k0);
+    [[unroll]] for (uint i = 0u; i < 9u; i++) st.a[i] = w_words[(b >> 2) + i];
+    bool hi = (b & 2u) != 0u;
+    float d = unpackHalf2x16(hi ? st.a[0] >> 16 : st.a[0] & 0xffffu).x;
+    [[unroll]] for (uint i = 0u; i < 32u; i++) {
+        uint v = hi ? XT_BYTE(st.a, i + 4u) : XT_BYTE(st.a, i + 2u);
+        w[i] = float(bitfieldExtract(int(v), 0, 8)) * d;
+    }
+#else
+    xt_dequant32(row_byte, k0, n_valid, w);
+#endif
+}
+
 #endif

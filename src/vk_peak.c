@@ -155,16 +155,16 @@ xt_status xt_vk_fma_fused(xt_vk_context *ctx, bool *fused, xt_error *err)
                               &out, err)) ||
         (s = xt_cmd_create(ctx, &cmd, err)) || (s = xt_cmd_begin(cmd, err)))
         goto done;
-    fma_probe_push pc = {.a = 1.0f + 0x1p-12f, .b = 1.0f - 0x1p-12f, .c = -1.0f};
+    fma_probe_push pc = {.a = 1.0f + 0x1p-12f, .b = 1.0f + 0x1p-12f, .c = -(1.0f + 0x1p-11f)};
     if ((s = xt_dispatch(cmd, &p, 1, 1, 1, &pc, sizeof pc, (xt_binding[]){{.buffer = &out}}, 1,
                          err)) ||
         (s = xt_cmd_submit_wait(cmd, err)) ||
         (s = xt_buffer_download(ctx, &out, 0, &result, 4, err)))
         goto done;
-    if (result != -0x1p-24f && result != 0.0f) {
+    if (result != 0x1p-24f && result != 0.0f) {
         s = xt_error_set(err, XT_ERR_DEVICE, "fma probe: the device computed %a for "
-                         "fma(1 + 2^-12, 1 - 2^-12, -1), neither fused (-2^-24) nor rounded (0)",
-                         (double)result);
+                         "fma(1 + 2^-12, 1 + 2^-12, -(1 + 2^-11)), neither fused (2^-24) nor "
+                         "rounded (0)", (double)result);
         goto done;
     }
     ctx->fma_fused = result != 0.0f;

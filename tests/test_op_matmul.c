@@ -249,6 +249,11 @@ static void matmul_should_match_reference_for_every_type_and_row_count(void)
                     if (nmse > worst_nmse[ti][0]) worst_nmse[ti][0] = nmse;
                     CHECK_MSG(nmse <= 5e-4, "%s %s T=%u: nmse %g", e->name, xt_type_name(t), T,
                               nmse);
+                    /* same dequantized values, same order, and the reference rounds each step
+                     * the way the device's fma does (xt_vk_fma_fused): the same bits */
+                    CHECK_MSG(!memcmp(y, ref, (size_t)T * N * 4), "%s %s T=%u: not bit-identical "
+                              "to the CPU reference (fma %s)", e->name, xt_type_name(t), T,
+                              xt_ref_fused_fma() ? "fused" : "unfused");
                 }
                 free(y);
                 free(ref);
@@ -419,6 +424,8 @@ static void check_matmul_id(const env *e, size_t ti, const xt_dtensor *w, const 
         if (nmse > worst_nmse[ti][1]) worst_nmse[ti][1] = nmse;
         CHECK_MSG(nmse <= 5e-4, "%s %s T=%u div=%u: nmse %g", e->name, xt_type_name(t), g->T, div,
                   nmse);
+        CHECK_MSG(!memcmp(y, ref, (size_t)n * N * 4), "%s %s T=%u div=%u: not bit-identical to "
+                  "the CPU reference", e->name, xt_type_name(t), g->T, div);
         if (dense_check) {
             /* the dense matmul of every expert over all x rows, then pick the entries */
             int mismatches = 0;

@@ -825,6 +825,26 @@ static void check_subgroup_sum(xt_vk_context *vk, uint32_t local_size, uint32_t 
     free(sums);
 }
 
+VK_TEST(fma_probe_should_answer_once_and_match_the_known_rounding)
+{
+    xt_vk_context *vk = open_vk(NULL);
+    if (!vk) return;
+    xt_error err = {0};
+    bool fused = false, again = true;
+    CHECK_MSG(xt_vk_fma_fused(vk, &fused, &err) == XT_OK, "%s", err.msg);
+    CHECK_MSG(xt_vk_fma_fused(vk, &again, &err) == XT_OK, "%s", err.msg);
+    CHECK(fused == again);
+    /* the probe's two candidate answers, as the CPU computes them */
+    volatile float a = 1.0f + 0x1p-12f, b = 1.0f + 0x1p-12f, c = -(1.0f + 0x1p-11f);
+    CHECK(fmaf(a, b, c) == 0x1p-24f);
+    volatile float p = a * b;
+    CHECK(p + c == 0.0f);
+    /* which one a device gives is its choice (llvmpipe fuses where the host CPU has FMA
+     * instructions); test_op_matmul checks the matmuls against the reference rounded this way */
+    printf("     (fma on %s: %s)\n", xt_vk_context_info(vk)->name, fused ? "fused" : "unfused");
+    xt_vk_context_destroy(vk);
+}
+
 VK_TEST(subgroup_sum_should_match_cpu_where_subgroup_arithmetic_is_enabled)
 {
     xt_vk_context *vk = open_vk(NULL);
@@ -878,6 +898,7 @@ int main(void)
     RUN(buffers_beyond_device_limits_should_fail_naming_the_limit);
     RUN(pipelines_and_dispatch_should_reject_what_breaks_the_contract);
     RUN(peak_kernels_should_compute_known_values_and_report_peaks);
+    RUN(fma_probe_should_answer_once_and_match_the_known_rounding);
     RUN(subgroup_sum_should_match_cpu_where_subgroup_arithmetic_is_enabled);
     /* Last: it emits one validation error on purpose. */
     RUN(validation_should_count_messages_when_enabled);
