@@ -18,7 +18,7 @@
  * invocation's register tile, and, for the staged (GPU) tile, the K step and the weight rows
  * staged in shared memory: (64 + 32) x 65 floats = 24.4 KiB, under the 32 KiB Apple GPUs give. */
 #define XT_MM_MAX_T 32
-#define XT_MM_MAX_TD 8 /* direct tile: token rows */
+#define XT_MM_MAX_TD 16 /* direct tile: token rows */
 #define XT_MM_MAX_N 8
 #define XT_MM_MAX_RT 4
 #define XT_MM_BK 64

@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -154,7 +155,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('models', nargs='*')
     ap.add_argument('--render', metavar='SUMMARY_JSON', help='print the tables of an earlier run')
-    ap.add_argument('--out-dir', default='/tmp/xt-bench-forward')
+    ap.add_argument('--out-dir', default=os.path.join(tempfile.gettempdir(), 'xt-bench-forward'))
     ap.add_argument('--expertrace', default=os.environ.get('XT_BIN', 'build/expertrace'))
     ap.add_argument('--cpu-python', default=os.environ.get('XT_LLAMA_CPU_PYTHON', sys.executable))
     ap.add_argument('--vulkan-python', default=os.environ.get('XT_LLAMA_VK_PYTHON'))

@@ -65,7 +65,8 @@ import transformers  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_FACTS = os.path.join(ROOT, 'tests', 'fixtures', 'trace', 'facts_small.json')
-DEFAULT_LLAMA_PY = os.environ.get('XT_LLAMA_PYTHON', '/work/venv-llama/bin/python')
+# The python with llama-cpp-python: --llama-python or $XT_LLAMA_PYTHON (no default path).
+DEFAULT_LLAMA_PY = os.environ.get('XT_LLAMA_PYTHON')
 
 # Expert-pass layer per fixture model: both ends of the 2-layer models are covered (layer 0: the
 # patch goes on through a whole MoE layer, re-routing included; the last layer: only the head).
@@ -989,7 +990,8 @@ def main():
     ap.add_argument('--expert-layer', type=int)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--llama-python', default=DEFAULT_LLAMA_PY,
-                    help='python with llama-cpp-python (tokenizer and logits oracle)')
+                    help='python with llama-cpp-python (tokenizer and logits oracle; '
+                         'default $XT_LLAMA_PYTHON)')
     ap.add_argument('--no-llama-check', action='store_true', help='skip the llama.cpp cross-checks')
     ap.add_argument('--rome', type=int, default=0, metavar='N',
                     help='ROME-style grids (both metrics), first N valid cases in facts order')
@@ -1001,6 +1003,9 @@ def main():
     ap.add_argument('--experts-impl', help='transformers experts implementation for --bench (default '
                     'grouped_mm, transformers\' own default; the fixtures always use eager)')
     a = ap.parse_args()
+    if not a.llama_python:
+        ap.error('the tokenizer oracle needs a python with llama-cpp-python: pass --llama-python '
+                 'or set XT_LLAMA_PYTHON')
     torch.set_num_threads(a.threads)
     try:
         torch.set_num_interop_threads(1)
