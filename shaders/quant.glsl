@@ -1,5 +1,5 @@
 // Dequantization of one weight row segment, for every weight type we compute with, reading the
-// blocks as 32-bit words (8/16-bit storage is not universal: DESIGN.md §7).
+// blocks as 32-bit words (8/16-bit storage is not universal; README "Supported" → Devices).
 //
 // The including shader defines exactly one XT_WTYPE_<type> (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
 // Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and then includes this file, which declares the

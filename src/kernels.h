@@ -1,7 +1,7 @@
 /* What every GPU op shares: a cache of compute pipelines keyed by (shader, specialization
  * constants, layout), and device tensors — weights resident on the device in their GGUF type,
- * split into chunks that each fit one storage binding (DESIGN.md §7: maxStorageBufferRange is
- * 128 MiB on lavapipe; one Q4_K Mixtral expert tensor is ~264 MB).
+ * split into chunks that each fit one storage binding (maxStorageBufferRange is 128 MiB on
+ * lavapipe and Dozen, ~256 MiB on MoltenVK; one Q4_K Mixtral expert tensor is ~264 MB).
  *
  *     xt_kernels *k;
  *     xt_kernels_create(vk, &k, &err);

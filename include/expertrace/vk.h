@@ -266,7 +266,9 @@ xt_status xt_buffer_download(xt_vk_context *ctx, const xt_buffer *src, VkDeviceS
 
 /* ---- compute pipelines --------------------------------------------------------------------- */
 
-#define XT_MAX_BINDINGS 8 /* storage buffers per pipeline (DESIGN.md §7) */
+/* Storage buffers per pipeline: Vulkan guarantees 4, MoltenVK without argument buffers allows 31
+ * bindings per stage in all; 8 keeps every pipeline portable. */
+#define XT_MAX_BINDINGS 8
 #define XT_MAX_SPEC_CONSTANTS 16
 
 typedef struct xt_spec_constant {
