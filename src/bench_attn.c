@@ -161,7 +161,7 @@ xt_status xt_bench_attn(xt_bench *b, xt_error *err)
     const double qw = N_HEAD * HEAD_DIM, kvw = N_KV * HEAD_DIM;
     for (uint32_t i = 0; i < b->n_tokens && !st; i++) {
         uint32_t t = b->tokens[i];
-        double ns;
+        double ns = 0;
         if (!(st = time_op(b, cmd, timer, &a, OP_RMS, t, &ns, err)))
             xt_bench_row(b, "rms_norm", "2048", t, ns, 4.0 * t * N_EMBD,
                          4.0 * (2.0 * t * N_EMBD + N_EMBD));

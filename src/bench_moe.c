@@ -198,7 +198,7 @@ xt_status xt_bench_moe(xt_bench *b, xt_error *err)
                                        t_down.row_bytes * N_EMBD);
         for (uint32_t i = 0; i < b->n_tokens && !s; i++) {
             uint32_t t = b->tokens[i];
-            double ns, T = t, TK = (double)t * N_USED;
+            double ns = 0, T = t, TK = (double)t * N_USED;
             m.t = t;
             if (ti == 0) {
                 /* router and grouping on random logits (uploaded into the workspace) */

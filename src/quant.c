@@ -400,7 +400,7 @@ xt_status xt_type_nbytes(uint32_t t, uint64_t n, uint64_t *out_bytes, xt_error *
 xt_status xt_dequantize(uint32_t t, const void *src, size_t src_bytes, float *dst, uint64_t n,
                         xt_error *err)
 {
-    uint64_t need;
+    uint64_t need = 0;
     xt_status s = xt_type_nbytes(t, n, &need, err);
     if (s) return s;
     const xt_type_traits *tr = xt_type_get_traits(t);
