@@ -127,6 +127,24 @@ uvec2 xt_k4_scale_min(uint s[3], uint j)
                  (XT_SB(j + 4u) >> 4) | ((XT_SB(j) >> 6) << 4));
 #undef XT_SB
 }
+
+// Piece j (0..7, 32 elements) of a Q4_K/Q5_K block from its (d, dmin) word, its 3 scale words,
+// the 8 words of nibble bytes the piece shares with its neighbour (low nibbles for even j, high
+// for odd) and, for Q5_K, the 8 words of high bits.
+void xt_k4_piece(uint dd_word, uint s[3], uint j, uint q[8], uint qh[8], out float w[32])
+{
+    vec2 dd = unpackHalf2x16(dd_word);
+    uvec2 scm = xt_k4_scale_min(s, j);
+    float d1 = dd.x * float(scm.x), m1 = dd.y * float(scm.y);
+    uint shift = 4u * (j & 1u);
+    [[unroll]] for (uint i = 0u; i < 32u; i++) {
+        uint v = (XT_BYTE(q, i) >> shift) & 0xfu;
+#if defined(XT_WTYPE_Q5_K)
+        v |= ((XT_BYTE(qh, i) >> j) & 1u) << 4;
+#endif
+        w[i] = d1 * float(v) - m1;
+    }
+}
 #endif
 
 void xt_dequant32(uint row_byte, uint k0, uint n_valid, out float w[32])
@@ -213,28 +231,18 @@ void xt_dequant32(uint row_byte, uint k0, uint n_valid, out float w[32])
     }
 #elif defined(XT_WTYPE_Q4_K) || defined(XT_WTYPE_Q5_K)
     uint b = xt_block_byte(row_byte, k0), j = (k0 % 256u) / 32u;
-    vec2 dd = unpackHalf2x16(w_words[b >> 2]);  // 144/176-byte blocks stay word-aligned
-    uint s[3];
+    uint s[3];  // 144/176-byte blocks stay word-aligned
     [[unroll]] for (uint i = 0u; i < 3u; i++) s[i] = w_words[(b >> 2) + 1u + i];
-    uvec2 scm = xt_k4_scale_min(s, j);
-    float d1 = dd.x * float(scm.x), m1 = dd.y * float(scm.y);
+    uint q[8], qh[8];
 #if defined(XT_WTYPE_Q4_K)
     uint qs_byte = b + 16u;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) qh[i] = 0u;  // Q4_K has no high bits
 #else
     uint qs_byte = b + 48u;
-    uint qh[8];
     xt_w_load32(b + 16u, qh);
 #endif
-    uint q[8];
     xt_w_load32(qs_byte + 32u * (j / 2u), q);
-    uint shift = 4u * (j & 1u);
-    [[unroll]] for (uint i = 0u; i < 32u; i++) {
-        uint v = (XT_BYTE(q, i) >> shift) & 0xfu;
-#if defined(XT_WTYPE_Q5_K)
-        v |= ((XT_BYTE(qh, i) >> j) & 1u) << 4;
-#endif
-        w[i] = d1 * float(v) - m1;
-    }
+    xt_k4_piece(w_words[b >> 2], s, j, q, qh, w);
 #elif defined(XT_WTYPE_Q6_K)
     uint b = xt_block_byte(row_byte, k0), j = (k0 % 256u) / 32u;
     uint h = j / 4u, g = j % 4u;  // 128-element half, 32-element group in it
@@ -293,25 +301,17 @@ void xt_dequant32_seq(uint row_byte, uint k0, uint n_valid, inout xt_wseq st, ou
     if ((j & 1u) == 0u) {
         [[unroll]] for (uint i = 0u; i < 8u; i++) st.a[4u + i] = w_words[qs_word + 8u * (j / 2u) + i];
     }
-    vec2 dd = unpackHalf2x16(st.a[0]);
     uint s[3] = uint[3](st.a[1], st.a[2], st.a[3]);
-    uvec2 scm = xt_k4_scale_min(s, j);
-    float d1 = dd.x * float(scm.x), m1 = dd.y * float(scm.y);
     uint q[8], qh[8];
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         q[i] = st.a[4u + i];
 #if defined(XT_WTYPE_Q5_K)
         qh[i] = st.a[12u + i];
+#else
+        qh[i] = 0u;  // Q4_K has no high bits
 #endif
     }
-    uint shift = 4u * (j & 1u);
-    [[unroll]] for (uint i = 0u; i < 32u; i++) {
-        uint v = (XT_BYTE(q, i) >> shift) & 0xfu;
-#if defined(XT_WTYPE_Q5_K)
-        v |= ((XT_BYTE(qh, i) >> j) & 1u) << 4;
-#endif
-        w[i] = d1 * float(v) - m1;
-    }
+    xt_k4_piece(st.a[0], s, j, q, qh, w);
 #elif defined(XT_WTYPE_Q8_0)
     // The 34 bytes from b (an even offset) lie in the 9 words from b / 4: the fp16 scale is the
     // low or the high half of the first, and value i is window byte i + 2 or i + 4.
